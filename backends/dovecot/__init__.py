@@ -1,0 +1,62 @@
+"""Dovecot backend: dovecot.conf and the passwd-file of users (hashes only)."""
+
+from __future__ import annotations
+
+from mailspec import model
+from mailspec.backends import render
+from mailspec.backends.sieve import global_script_path, mailbox_script_path
+from mailspec.layout import Layout
+
+
+def quota_size(size: int) -> str:
+    """A Dovecot size with an explicit unit (a bare number would mean kilobytes)."""
+    for unit, factor in (("T", 1024**4), ("G", 1024**3), ("M", 1024**2), ("k", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size}B"
+
+
+def home_template(spec: model.Spec) -> str:
+    """The mail directory of `mail_location` (`maildir:/var/mail/vhosts/%d/%n:…` -> its path)."""
+    return spec.server.mail_location.split(":")[1]
+
+
+def home(spec: model.Spec, domain: str, local: str) -> str:
+    return home_template(spec).replace("%d", domain).replace("%n", local).replace("%u", f"{local}@{domain}")
+
+
+def users_file(spec: model.Spec, layout: Layout) -> str:
+    vmail = spec.server.vmail
+    lines = []
+    for domain in spec.domains:
+        message_size = domain.limits.message_size
+        for mailbox in domain.mailboxes:
+            fields = []
+            password = mailbox.password.hash if mailbox.password else "{CRYPT}*"
+            if mailbox.password is None:  # it still receives mail; nobody can log in
+                fields.append("nologin reason=no-password-set")
+            if mailbox.quota is not None:
+                fields.append(f"userdb_quota_rule=*:storage={quota_size(mailbox.quota)}")
+            if message_size is not None:
+                fields.append(f"userdb_quota_max_mail_size={quota_size(message_size)}")
+            script = mailbox_script_path(domain.name, mailbox)
+            if script is not None:
+                fields.append(f"userdb_sieve_before2={layout.dovecot_dir}/{script}")
+            user = f"{mailbox.local}@{domain.name}"
+            lines.append(f"{user}:{password}:{vmail.uid}:{vmail.gid}::"
+                         f"{home(spec, domain.name, mailbox.local)}::{' '.join(fields)}\n")
+    return "".join(lines)
+
+
+def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
+    server = spec.server
+    script = global_script_path(spec)
+    conf = render(__name__, "dovecot.conf.j2",
+                  tls_cert=server.tls.cert, tls_key=server.tls.key,
+                  users_file=layout.users_file, uid=server.vmail.uid, gid=server.vmail.gid,
+                  vmail_user=server.vmail.user, home=home_template(spec),
+                  mail_location=server.mail_location,
+                  recipient_delimiter=server.recipient_delimiter,
+                  lmtp_socket=layout.lmtp_socket, auth_socket=layout.auth_socket,
+                  sieve_before=f"{layout.dovecot_dir}/{script}" if script else "")
+    return {"dovecot/dovecot.conf": conf, "dovecot/users": users_file(spec, layout)}

@@ -1,0 +1,160 @@
+"""Postfix backend: main.cf, master.cf and the lookup tables they name."""
+
+from __future__ import annotations
+
+import attrs
+
+from mailspec import model
+from mailspec.backends import lookup_table, render
+from mailspec.backends.postfix import tables as postfix_tables
+from mailspec.layout import Layout
+
+_MAPS = ("virtual_domains", "virtual_alias_domains", "virtual_mailboxes", "virtual_aliases",
+         "sender_login", "recipient_access", "sender_access", "list_access")
+
+
+@attrs.frozen
+class Section:
+    title: str
+    parameters: tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
+class Service:
+    line: str
+    options: tuple[str, ...] = ()
+
+
+def _map(name: str) -> str:
+    return f"lmdb:$config_directory/{name}"
+
+
+def main_cf(spec: model.Spec, tables: postfix_tables.PostfixTables, layout: Layout) -> list[Section]:
+    server = spec.server
+    networks = " ".join(("127.0.0.0/8", "[::1]/128", *server.networks))
+    optional = [("relayhost", server.relay_host), ("message_size_limit", server.message_size_limit)]
+    classes = tables.list_classes
+    return [
+        Section("identity", (
+            ("compatibility_level", "3.6"),
+            ("myhostname", server.hostname),
+            ("myorigin", "$myhostname"),
+            # Virtual domains must not be in mydestination: only local system mail is.
+            ("mydestination", "localhost"),
+            ("mynetworks", networks),
+            ("inet_interfaces", "all"),
+            ("inet_protocols", "all"),
+            ("smtpd_banner", "$myhostname ESMTP"),
+            ("biff", "no"),
+            ("append_dot_mydomain", "no"),
+            ("readme_directory", "no"),
+            ("default_database_type", "lmdb"),
+            ("alias_maps", "lmdb:/etc/aliases"),
+            ("alias_database", "lmdb:/etc/aliases"),
+            ("recipient_delimiter", server.recipient_delimiter),
+            *((name, str(value)) for name, value in optional if value is not None),
+        )),
+        Section("virtual mailboxes, delivered to Dovecot over LMTP", (
+            ("virtual_mailbox_domains", _map("virtual_domains")),
+            ("virtual_alias_domains", _map("virtual_alias_domains")),
+            ("virtual_mailbox_maps", _map("virtual_mailboxes")),
+            ("virtual_alias_maps", _map("virtual_aliases")),
+            ("virtual_transport", "lmtp:unix:private/dovecot-lmtp"),
+        )),
+        Section("TLS: opportunistic on port 25, required for submission; TLS 1.2 or newer", (
+            ("smtpd_tls_cert_file", server.tls.cert),
+            ("smtpd_tls_key_file", server.tls.key),
+            ("smtpd_tls_security_level", "may"),
+            ("smtpd_tls_auth_only", "yes"),
+            ("smtpd_tls_protocols", ">=TLSv1.2"),
+            ("smtpd_tls_mandatory_protocols", ">=TLSv1.2"),
+            ("smtpd_tls_session_cache_database", "lmdb:${data_directory}/smtpd_scache"),
+            ("smtpd_tls_loglevel", "1"),
+            ("smtp_tls_security_level", "may"),
+            ("smtp_tls_protocols", ">=TLSv1.2"),
+            ("smtp_tls_mandatory_protocols", ">=TLSv1.2"),
+            ("smtp_tls_session_cache_database", "lmdb:${data_directory}/smtp_scache"),
+        )),
+        Section("SASL through Dovecot; AUTH is offered only on submission (see master.cf)", (
+            ("smtpd_sasl_type", "dovecot"),
+            ("smtpd_sasl_path", "private/auth"),
+            ("smtpd_sasl_auth_enable", "no"),
+            ("smtpd_sasl_security_options", "noanonymous"),
+            ("smtpd_sender_login_maps", _map("sender_login")),
+        )),
+        Section("restrictions", (
+            ("smtpd_helo_required", "yes"),
+            ("disable_vrfy_command", "yes"),
+            ("smtpd_restriction_classes", ", ".join(c.name for c in classes)),
+            *((c.name, c.restrictions) for c in classes),
+            ("smtpd_sender_restrictions", f"check_sender_access {_map('sender_access')}"),
+            ("mailspec_submission_sender_restrictions",
+             f"reject_sender_login_mismatch, check_sender_access {_map('sender_access')}"),
+            ("smtpd_relay_restrictions",
+             "permit_sasl_authenticated, permit_mynetworks, reject_unauth_destination"),
+            # Checked for every client, logged in or not: send-only mailboxes and refused
+            # recipients first, then each list's posting policy.
+            ("smtpd_recipient_restrictions", ", ".join((
+                f"check_recipient_access {_map('recipient_access')}",
+                "check_recipient_access regexp:$config_directory/plus_disabled",
+                f"check_recipient_access {_map('list_access')}",
+                "permit_sasl_authenticated", "permit_mynetworks", "reject_unauth_destination"))),
+        )),
+    ]
+
+
+_SUBMISSION = (
+    "smtpd_sasl_auth_enable=yes",
+    "smtpd_tls_auth_only=yes",
+    "smtpd_client_restrictions=permit_sasl_authenticated,reject",
+    "smtpd_sender_restrictions=$mailspec_submission_sender_restrictions",
+)
+
+
+def master_cf() -> list[Service]:
+    return [
+        Service("smtp      inet  n       -       n       -       -       smtpd"),
+        Service("submission inet n       -       n       -       -       smtpd",
+                ("syslog_name=postfix/submission", "smtpd_tls_security_level=encrypt", *_SUBMISSION)),
+        Service("submissions inet n      -       n       -       -       smtpd",
+                ("syslog_name=postfix/submissions", "smtpd_tls_wrappermode=yes", *_SUBMISSION)),
+        Service("pickup    unix  n       -       n       60      1       pickup"),
+        Service("cleanup   unix  n       -       n       -       0       cleanup"),
+        Service("qmgr      unix  n       -       n       300     1       qmgr"),
+        Service("tlsmgr    unix  -       -       n       1000?   1       tlsmgr"),
+        Service("rewrite   unix  -       -       n       -       -       trivial-rewrite"),
+        Service("bounce    unix  -       -       n       -       0       bounce"),
+        Service("defer     unix  -       -       n       -       0       bounce"),
+        Service("trace     unix  -       -       n       -       0       bounce"),
+        Service("verify    unix  -       -       n       -       1       verify"),
+        Service("flush     unix  n       -       n       1000?   0       flush"),
+        Service("proxymap  unix  -       -       n       -       -       proxymap"),
+        Service("proxywrite unix -       -       n       -       1       proxymap"),
+        Service("smtp      unix  -       -       n       -       -       smtp"),
+        Service("relay     unix  -       -       n       -       -       smtp",
+                ("syslog_name=postfix/$service_name",)),
+        Service("showq     unix  n       -       n       -       -       showq"),
+        Service("error     unix  -       -       n       -       -       error"),
+        Service("retry     unix  -       -       n       -       -       error"),
+        Service("discard   unix  -       -       n       -       -       discard"),
+        Service("local     unix  -       n       n       -       -       local"),
+        Service("virtual   unix  -       n       n       -       -       virtual"),
+        Service("lmtp      unix  -       -       n       -       -       lmtp"),
+        Service("anvil     unix  -       -       n       -       1       anvil"),
+        Service("scache    unix  -       -       n       -       1       scache"),
+        Service("postlog   unix-dgram n  -       n       -       1       postlogd"),
+    ]
+
+
+def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
+    tables = postfix_tables.build(spec)
+    files = {
+        "postfix/main.cf": render(__name__, "main.cf.j2", sections=main_cf(spec, tables, layout)),
+        "postfix/master.cf": render(__name__, "master.cf.j2", services=master_cf()),
+        "postfix/plus_disabled": lookup_table(tables.plus_disabled),
+    }
+    for name in _MAPS:
+        files[f"postfix/{name}"] = lookup_table(getattr(tables, name))
+    for list_class in tables.list_classes:
+        files[f"postfix/{list_class.name}"] = lookup_table(list_class.senders)
+    return files

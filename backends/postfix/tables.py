@@ -1,0 +1,154 @@
+"""Postfix lookup tables, computed from the checked model as plain rows."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+
+import attrs
+
+from mailspec import model
+from mailspec.model import Address
+
+
+@attrs.frozen
+class ListClass:
+    """An smtpd restriction class that enforces one list's posting policy."""
+
+    name: str
+    restrictions: str
+    senders: tuple[tuple[str, str], ...]  # rows of the list's sender map (may be empty)
+
+
+@attrs.frozen
+class PostfixTables:
+    virtual_domains: tuple[tuple[str, str], ...]
+    virtual_alias_domains: tuple[tuple[str, str], ...]
+    virtual_mailboxes: tuple[tuple[str, str], ...]
+    virtual_aliases: tuple[tuple[str, str], ...]
+    sender_login: tuple[tuple[str, str], ...]
+    recipient_access: tuple[tuple[str, str], ...]
+    sender_access: tuple[tuple[str, str], ...]
+    list_access: tuple[tuple[str, str], ...]
+    list_classes: tuple[ListClass, ...]
+    plus_disabled: tuple[tuple[str, str], ...]  # regexp table rows
+
+
+def _class_name(address: Address) -> str:
+    readable = re.sub(r"[^a-z0-9]+", "_", str(address).lower()).strip("_")
+    digest = hashlib.sha256(str(address).encode()).hexdigest()[:6]
+    return f"list_{readable}_{digest}"
+
+
+def _joined(targets) -> str:
+    return ",".join(dict.fromkeys(str(t) for t in targets))
+
+
+def build(spec: model.Spec) -> PostfixTables:
+    domains = spec.domains
+    real_domain = {also.name: d.name for d in domains for also in d.also}
+
+    def canonical(address: Address) -> Address:
+        return Address(address.local, real_domain.get(address.domain, address.domain))
+
+    def everywhere(domain: model.Domain, local: str) -> list[str]:
+        """The address in its domain and in each of the domain's aliases."""
+        return [f"{local}@{name}" for name in [domain.name, *(a.name for a in domain.also)]]
+
+    aliases: dict[str, str] = {}
+    senders: dict[str, list[str]] = defaultdict(list)
+    recipient_access: dict[str, str] = {}
+    list_access: dict[str, str] = {}
+    classes: list[ListClass] = []
+    mailboxes: list[tuple[str, str]] = []
+
+    for domain in domains:
+        catch_all = domain.catch_all is not None
+        for mailbox in domain.mailboxes:
+            own = domain.address(mailbox.local)
+            login = str(own)
+            for key in everywhere(domain, mailbox.local):
+                senders[key].append(login)
+            for ref in mailbox.aliases:
+                target = canonical(ref.address)
+                aliases[str(target)] = login
+                for name in [target.domain, *(a.name for a in domain.also if target.domain == domain.name)]:
+                    senders[f"{target.local}@{name}"].append(login)
+            for ref in mailbox.send_as:
+                senders[str(canonical(ref.address))].append(login)
+            if mailbox.send_only:
+                for key in everywhere(domain, mailbox.local):
+                    recipient_access[key] = "REJECT 5.1.1 send-only mailbox: it does not receive mail"
+                continue
+            mailboxes.append((login, f"{domain.name}/{mailbox.local}/"))
+            if mailbox.forwards:
+                targets = [canonical(r.address) for r in mailbox.forwards]
+                if mailbox.keep_copy:
+                    targets = [own, *(t for t in targets if t != own)]
+                aliases[login] = _joined(targets)
+            elif catch_all:
+                aliases[login] = login  # so the catch-all does not swallow a real mailbox
+        for alias in domain.aliases:
+            aliases[str(domain.address(alias.local))] = _joined(canonical(r.address) for r in alias.targets)
+        for mailing_list in domain.lists:
+            address = domain.address(mailing_list.local)
+            aliases[str(address)] = _joined(canonical(r.address) for r in mailing_list.members)
+            policy = _list_class(mailing_list, address, canonical)
+            if policy is not None:
+                classes.append(policy)
+                for key in everywhere(domain, mailing_list.local):
+                    list_access[key] = policy.name
+        if catch_all:
+            aliases[f"@{domain.name}"] = str(canonical(domain.catch_all.address))
+
+    # Domain aliases: every name of the domain answers under each alias name too.
+    keys_by_domain: dict[str, list[str]] = defaultdict(list)
+    for key in list(aliases) + [login for login, _ in mailboxes]:
+        keys_by_domain[key.partition("@")[2]].append(key)
+    for domain in domains:
+        for also in domain.also:
+            for key in keys_by_domain[domain.name]:
+                local = key.partition("@")[0]
+                # `@alias` takes the catch-all's target; `x@alias` goes to `x@domain`.
+                aliases.setdefault(f"{local}@{also.name}", aliases[key] if not local else key)
+
+    filters = spec.server.filters
+    for item in filters.reject_recipients:
+        recipient_access.setdefault(item, "REJECT 5.7.1 recipient refused by local policy")
+    sender_access = [(item, "REJECT 5.7.1 sender refused by local policy") for item in filters.reject_senders]
+    plus_disabled = [(f"/^[^@]*{re.escape(spec.server.recipient_delimiter)}[^@]*@{re.escape(name)}$/",
+                      f"REJECT 5.1.1 plus addressing is disabled for {domain.name}")
+                     for domain in domains if not domain.plus_addressing
+                     for name in [domain.name, *(a.name for a in domain.also)]]
+
+    return PostfixTables(
+        virtual_domains=tuple((d.name, "OK") for d in domains),
+        virtual_alias_domains=tuple(sorted((a.name, "OK") for d in domains for a in d.also)),
+        virtual_mailboxes=tuple(sorted(mailboxes)),
+        virtual_aliases=tuple(sorted(aliases.items())),
+        sender_login=tuple(sorted((k, ",".join(dict.fromkeys(v))) for k, v in senders.items())),
+        recipient_access=tuple(sorted(recipient_access.items())),
+        sender_access=tuple(sorted(sender_access)),
+        list_access=tuple(sorted(list_access.items())),
+        list_classes=tuple(sorted(classes, key=lambda c: c.name)),
+        plus_disabled=tuple(plus_disabled),
+    )
+
+
+def _list_class(mailing_list: model.MailingList, address: Address, canonical) -> ListClass | None:
+    """The restriction class for a list, or None when anyone may post without auth."""
+    name = _class_name(address)
+    if mailing_list.post is model.Post.ANYONE:
+        if not mailing_list.require_auth:
+            return None
+        return ListClass(name, "permit_sasl_authenticated, reject", ())
+    if mailing_list.post is model.Post.MEMBERS:
+        allowed = [canonical(r.address) for r in mailing_list.members]
+    else:
+        allowed = [canonical(mailing_list.announcer.address)]
+    # A sender-map value may itself be a restriction: with require_auth, a listed sender
+    # is only accepted when the client has logged in (the login must own that sender).
+    verdict = "permit_sasl_authenticated" if mailing_list.require_auth else "OK"
+    rows = tuple(sorted({(str(a), verdict) for a in allowed}))
+    return ListClass(name, f"check_sender_access lmdb:$config_directory/{name}, reject", rows)

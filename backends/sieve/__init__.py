@@ -1,0 +1,142 @@
+"""Sieve backend: one script per mailbox with rules or an auto-reply, and the server-wide
+spam rule. Sieve is nested, so scripts are printed by a small recursive printer rather
+than a template."""
+
+from __future__ import annotations
+
+from mailspec import model
+
+_MATCH = {model.Match.IS: ":is", model.Match.CONTAINS: ":contains", model.Match.MATCHES: ":matches"}
+_ACTION_EXTENSIONS = {"fileinto": "fileinto", "reject": "reject", "vacation": "vacation",
+                      "addflag": "imap4flags"}
+
+
+def quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def string_list(items) -> str:
+    return "[" + ", ".join(quote(i) for i in items) + "]"
+
+
+class _Printer:
+    def __init__(self):
+        self.lines: list[str] = []
+        self.extensions: set[str] = set()
+
+    def emit(self, depth: int, line: str) -> None:
+        self.lines.append("  " * depth + line)
+
+    def test(self, test: model.Test) -> str:
+        if isinstance(test, model.CompareTest):
+            if test.kind == "envelope":
+                self.extensions.add("envelope")
+            return f"{test.kind} {_MATCH[test.match]} {quote(test.name)} {quote(test.key)}"
+        if isinstance(test, model.SizeTest):
+            return f"size {':over' if test.over else ':under'} {test.limit}"
+        if isinstance(test, model.ExistsTest):
+            return f"exists {quote(test.name)}"
+        if isinstance(test, model.AllOf):
+            return "allof(" + ", ".join(self.test(t) for t in test.tests) + ")"
+        if isinstance(test, model.AnyOf):
+            return "anyof(" + ", ".join(self.test(t) for t in test.tests) + ")"
+        if isinstance(test, model.Not):
+            return "not " + self.test(test.test)
+        return "true" if test.value else "false"
+
+    def action(self, action: model.Action) -> str:
+        if action.name in _ACTION_EXTENSIONS:
+            self.extensions.add(_ACTION_EXTENSIONS[action.name])
+        if action.name == "redirect":
+            if action.copy:
+                self.extensions.add("copy")
+                return f"redirect :copy {quote(action.argument)};"
+            return f"redirect {quote(action.argument)};"
+        if action.name == "vacation":
+            options = f":days {action.days} " if action.days else ""
+            options += f":subject {quote(action.subject)} " if action.subject else ""
+            return f"vacation {options}{quote(action.argument)};"
+        if action.argument is not None:
+            return f"{action.name} {quote(action.argument)};"
+        return f"{action.name};"
+
+    def commands(self, commands, depth: int) -> None:
+        for command in commands:
+            if isinstance(command, model.Action):
+                self.emit(depth, self.action(command))
+                continue
+            for index, branch in enumerate(command.branches):
+                keyword = "if" if index == 0 else "} elsif"
+                self.emit(depth, f"{keyword} {self.test(branch.test)} {{")
+                self.commands(branch.body, depth + 1)
+            if command.otherwise is not None:
+                self.emit(depth, "} else {")
+                self.commands(command.otherwise, depth + 1)
+            self.emit(depth, "}")
+
+    def script(self) -> str:
+        require = f"require {string_list(sorted(self.extensions))};\n" if self.extensions else ""
+        return require + "".join(line + "\n" for line in self.lines)
+
+
+def auto_reply(printer: _Printer, reply: model.AutoReply, addresses: list[str]) -> None:
+    printer.extensions.add("vacation")
+    line = (f"vacation :days {reply.days} :subject {quote(reply.subject)} "
+            f":addresses {string_list(addresses)} {quote(reply.body)};")
+    if reply.until is None:
+        printer.emit(0, line)
+        return
+    printer.extensions.update({"date", "relational"})
+    printer.emit(0, f'if currentdate :value "le" "date" {quote(reply.until.isoformat())} {{')
+    printer.emit(1, line)
+    printer.emit(0, "}")
+
+
+def mailbox_script(domain: model.Domain, mailbox: model.Mailbox) -> str:
+    printer = _Printer()
+    if mailbox.auto_reply is not None:
+        names = [domain.name, *(a.name for a in domain.also)]
+        locals_ = [mailbox.local, *(r.address.local for r in mailbox.aliases
+                                    if r.address.domain == domain.name)]
+        addresses = [f"{local}@{name}" for local in dict.fromkeys(locals_) for name in names]
+        auto_reply(printer, mailbox.auto_reply, addresses)
+    printer.commands(mailbox.sieve, 0)
+    return printer.script()
+
+
+def spam_script(filters: model.Filters) -> str:
+    printer = _Printer()
+    printer.extensions.add("fileinto")
+    if filters.spam_score is None:
+        test = 'header :is "x-spam-flag" "YES"'
+    else:
+        printer.extensions.update({"relational", "comparator-i;ascii-numeric"})
+        test = (f'header :value "ge" :comparator "i;ascii-numeric" "x-spam-score" '
+                f'{quote(str(filters.spam_score))}')
+    printer.emit(0, f"if {test} {{")
+    printer.emit(1, f"fileinto {quote(filters.spam_folder)};")
+    printer.emit(1, "stop;")
+    printer.emit(0, "}")
+    return printer.script()
+
+
+def mailbox_script_path(domain: str, mailbox: model.Mailbox) -> str | None:
+    if mailbox.sieve or mailbox.auto_reply is not None:
+        return f"sieve/{domain}/{mailbox.local}.sieve"
+    return None
+
+
+def global_script_path(spec: model.Spec) -> str | None:
+    return "sieve/before.sieve" if spec.server.filters.spam_folder else None
+
+
+def emit(spec: model.Spec, layout) -> dict[str, str]:
+    files = {}
+    if global_script_path(spec):
+        files[global_script_path(spec)] = spam_script(spec.server.filters)
+    for domain in spec.domains:
+        for mailbox in domain.mailboxes:
+            path = mailbox_script_path(domain.name, mailbox)
+            if path is not None:
+                files[path] = mailbox_script(domain, mailbox)
+    return files

@@ -1,0 +1,250 @@
+"""Cross-entity rules over the lowered model."""
+
+from __future__ import annotations
+
+from mailspec import model
+from mailspec.check import errors
+from mailspec.check.sieve import check_sieve
+from mailspec.diagnostics import Diagnostic
+from mailspec.model import Address, Ref
+from mailspec.source import Span
+
+
+def _human_size(size: int) -> str:
+    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size} B"
+
+
+class Checker:
+    def __init__(self, spec: model.Spec):
+        self.spec = spec
+        self.out: list[Diagnostic] = []
+        self.domains: dict[str, model.Domain] = {}
+        self.alias_domains: dict[str, str] = {}  # alias domain -> its domain
+        # Every declared address: (kind, span, the mailbox/alias/list/owning mailbox).
+        self.declared: dict[Address, tuple[str, Span, object]] = {}
+        self.locals: dict[str, list[str]] = {}  # domain -> declared local parts (for "did you mean")
+
+    def run(self) -> list[Diagnostic]:
+        self.index_domains()
+        self.index_addresses()
+        self.check_references()
+        self.check_limits()
+        self.check_cycles()
+        self.check_mailboxes()
+        return self.out
+
+    # ---------------------------------------------------------------- indexes
+
+    def index_domains(self) -> None:
+        for domain in self.spec.domains:
+            if domain.name in self.domains:
+                self.out.append(errors.duplicate_domain(domain.span, domain.name,
+                                                        self.domains[domain.name].span))
+                continue
+            self.domains[domain.name] = domain
+        first_alias: dict[str, Span] = {}
+        for domain in self.domains.values():
+            for also in domain.also:
+                if also.name in self.domains:
+                    self.out.append(errors.domain_alias_collision(
+                        also.span, also.name, self.domains[also.name].span, "a served domain"))
+                elif also.name in first_alias:
+                    self.out.append(errors.domain_alias_collision(
+                        also.span, also.name, first_alias[also.name], "a domain alias"))
+                else:
+                    first_alias[also.name] = also.span
+                    self.alias_domains[also.name] = domain.name
+
+    def canonical(self, address: Address) -> Address:
+        """The address in its real domain (domain aliases deliver to the same names)."""
+        real = self.alias_domains.get(address.domain)
+        return Address(address.local, real) if real else address
+
+    def served(self, address: Address) -> bool:
+        return address.domain in self.domains or address.domain in self.alias_domains
+
+    def declare(self, address: Address, kind: str, span: Span, owner: object) -> None:
+        first = self.declared.get(address)
+        if first is None:
+            self.declared[address] = (kind, span, owner)
+            self.locals.setdefault(address.domain, []).append(address.local)
+        elif first[0] == kind == "mailbox":
+            self.out.append(errors.duplicate_mailbox(span, address, first[1]))
+        elif first[0] == "mailbox":
+            self.out.append(errors.shadows_mailbox(span, address, kind, first[1]))
+        else:
+            self.out.append(errors.duplicate_address(span, address, kind, first[0], first[1]))
+
+    def index_addresses(self) -> None:
+        domains = self.domains.values()
+        for domain in domains:  # mailboxes first, so that aliases are reported as shadowing
+            for mailbox in domain.mailboxes:
+                self.declare(domain.address(mailbox.local), "mailbox", mailbox.span, mailbox)
+        for domain in domains:
+            for alias in domain.aliases:
+                self.declare(domain.address(alias.local), "alias", alias.span, alias)
+            for mailing_list in domain.lists:
+                self.declare(domain.address(mailing_list.local), "list", mailing_list.span, mailing_list)
+            for mailbox in domain.mailboxes:
+                for ref in mailbox.aliases:
+                    if not self.served(ref.address):
+                        self.out.append(errors.not_served(ref.span, "mailbox alias", ref.address))
+                        continue
+                    self.declare(self.canonical(ref.address), "mailbox alias", ref.span, mailbox)
+
+    # ---------------------------------------------------------------- references
+
+    def lookup(self, ref: Ref, what: str) -> tuple[str, Span, object] | None:
+        """The declaration a served address refers to; reports unknown ones. None if external."""
+        if not self.served(ref.address):
+            return None
+        address = self.canonical(ref.address)
+        found = self.declared.get(address)
+        if found is None:
+            self.out.append(errors.unknown_reference(ref.span, what, address,
+                                                     self.locals.get(address.domain, [])))
+        return found
+
+    def delivers_to_send_only(self, ref: Ref, what: str, found) -> None:
+        if found and found[0] == "mailbox" and found[2].send_only:
+            self.out.append(errors.send_only_target(ref.span, what, self.canonical(ref.address), found[1]))
+
+    def check_references(self) -> None:
+        rejected = set(self.spec.server.filters.reject_recipients)
+        for domain in self.domains.values():
+            if domain.catch_all is not None:
+                ref = domain.catch_all
+                if self.served(ref.address):
+                    found = self.declared.get(self.canonical(ref.address))
+                    if found is None:
+                        self.out.append(errors.unknown_catch_all(
+                            ref.span, self.canonical(ref.address), self.locals.get(ref.address.domain, [])))
+                    self.delivers_to_send_only(ref, "the catch-all", found)
+            for alias in domain.aliases:
+                for ref in alias.targets:
+                    self.delivers_to_send_only(ref, f"alias `{alias.local}`", self.lookup(ref, f"alias `{alias.local}`"))
+                self.warn_unreachable(alias.span, "alias", domain.address(alias.local), rejected)
+            for mailing_list in domain.lists:
+                self.check_list(domain, mailing_list)
+                self.warn_unreachable(mailing_list.span, "list", domain.address(mailing_list.local), rejected)
+
+    def warn_unreachable(self, span: Span, what: str, address: Address, rejected: set[str]) -> None:
+        if str(address) in rejected or address.domain in rejected:
+            self.out.append(errors.unreachable(span, what, address))
+
+    def check_list(self, domain: model.Domain, mailing_list: model.MailingList) -> None:
+        what = f"list `{mailing_list.local}`"
+        for ref in mailing_list.members:
+            self.delivers_to_send_only(ref, what, self.lookup(ref, what))
+        announcer = mailing_list.announcer
+        if mailing_list.post is model.Post.ANNOUNCER:
+            if announcer is None:
+                self.out.append(errors.missing_announcer(mailing_list.span))
+            elif self.canonical(announcer.address) not in {self.canonical(m.address) for m in mailing_list.members}:
+                self.out.append(errors.announcer_not_member(announcer.span, announcer.address))
+
+    # ---------------------------------------------------------------- limits
+
+    def check_limits(self) -> None:
+        for domain in self.domains.values():
+            limits = domain.limits
+            if limits.mailboxes is not None and len(domain.mailboxes) > limits.mailboxes:
+                self.out.append(errors.too_many_mailboxes(domain.span, domain.name,
+                                                          len(domain.mailboxes), limits.mailboxes))
+            if limits.quota is not None:
+                unlimited = [m for m in domain.mailboxes if m.quota is None]
+                for mailbox in unlimited:
+                    self.out.append(errors.unlimited_mailbox(mailbox.span, domain.name))
+                total = sum(m.quota or 0 for m in domain.mailboxes)
+                if not unlimited and total > limits.quota:
+                    self.out.append(errors.quota_over_limit(domain.span, domain.name,
+                                                            _human_size(total), _human_size(limits.quota)))
+
+    # ---------------------------------------------------------------- cycles
+
+    def edges(self) -> dict[Address, list[tuple[Address, Span]]]:
+        """Who each local address passes mail on to, as Postfix expands virtual aliases."""
+        graph: dict[Address, list[tuple[Address, Span]]] = {}
+        for domain in self.domains.values():
+            for alias in domain.aliases:
+                graph[domain.address(alias.local)] = [(self.canonical(r.address), alias.span) for r in alias.targets]
+            for mailing_list in domain.lists:
+                graph[domain.address(mailing_list.local)] = [
+                    (self.canonical(r.address), mailing_list.span) for r in mailing_list.members]
+            for mailbox in domain.mailboxes:
+                own = domain.address(mailbox.local)
+                targets = [(self.canonical(r.address), mailbox.span) for r in mailbox.forwards
+                           if self.canonical(r.address) != own]
+                if targets:
+                    graph[own] = targets
+        return graph
+
+    def check_cycles(self) -> None:
+        graph = self.edges()
+        done: set[Address] = set()
+        reported: set[frozenset] = set()
+        for start in sorted(graph):
+            path: list[Address] = []
+            on_path: set[Address] = set()
+
+            def visit(node: Address, span: Span) -> None:
+                if node in on_path:
+                    cycle = path[path.index(node):] + [node]
+                    key = frozenset(cycle)
+                    if key not in reported:
+                        reported.add(key)
+                        self.out.append(errors.alias_cycle(span, cycle))
+                    return
+                if node in done or node not in graph:
+                    return
+                path.append(node)
+                on_path.add(node)
+                for target, edge_span in graph[node]:
+                    visit(target, edge_span)
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+
+            visit(start, graph[start][0][1])
+
+    # ---------------------------------------------------------------- mailboxes
+
+    def check_mailboxes(self) -> None:
+        for domain in self.domains.values():
+            for mailbox in domain.mailboxes:
+                address = domain.address(mailbox.local)
+                if mailbox.password is None:
+                    self.out.append(errors.no_password(mailbox.span, address))
+                if mailbox.send_only:
+                    for ref in mailbox.aliases:
+                        self.out.append(errors.send_only_target(ref.span, "mailbox alias",
+                                                                self.canonical(ref.address), mailbox.span))
+                for ref in mailbox.forwards:
+                    target = self.canonical(ref.address)
+                    if target == address and not mailbox.keep_copy:
+                        self.out.append(errors.bad_forward(ref.span, "forward", target,
+                                                           "the mailbox forwards to itself"))
+                    elif target != address:
+                        self.delivers_to_send_only(ref, "forward", self.lookup(ref, "forward"))
+                for ref in mailbox.send_as:
+                    if not self.served(ref.address):
+                        if not ref.external:
+                            self.out.append(errors.send_as_foreign(ref.span, ref.address))
+                    else:
+                        self.lookup(ref, "send-as right")
+                runs_locally = not mailbox.forwards or mailbox.keep_copy
+                if not runs_locally and (mailbox.sieve or mailbox.auto_reply):
+                    self.out.append(errors.sieve_never_runs(mailbox.span, address))
+                self.out.extend(check_sieve(mailbox, self.redirect_problem))
+
+    def redirect_problem(self, ref_address: Address, span: Span) -> None:
+        """Sieve redirects are checked like forwards."""
+        if self.served(ref_address):
+            self.lookup(Ref(ref_address, span=span), "redirect")
+
+
+def check_spec(spec: model.Spec) -> list[Diagnostic]:
+    return Checker(spec).run()

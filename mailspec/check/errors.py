@@ -1,0 +1,128 @@
+"""Checker diagnostics (E04xx errors, W05xx warnings)."""
+
+from __future__ import annotations
+
+from mailspec.diagnostics import Diagnostic, did_you_mean
+from mailspec.model import Address
+from mailspec.source import Span
+
+
+def unknown_reference(span: Span, what: str, address: Address, candidates: list[str]) -> Diagnostic:
+    hint = did_you_mean(address.local, candidates)
+    return Diagnostic.error(
+        "E0401", f"{what} points to unknown address `{address}`", span,
+        f"no mailbox, alias or list `{address.local}` in domain {address.domain}",
+        help=hint or f"declare it in domain {address.domain}, or fix the name")
+
+
+def duplicate_domain(span: Span, name: str, first: Span) -> Diagnostic:
+    return Diagnostic.error("E0402", f"domain `{name}` is declared twice", span, "declared again here",
+                            secondary=[(first, "first declared here")],
+                            help="merge the two declarations into one block")
+
+
+def duplicate_mailbox(span: Span, address: Address, first: Span) -> Diagnostic:
+    return Diagnostic.error("E0403", f"mailbox `{address}` is declared twice", span, "declared again here",
+                            secondary=[(first, "first declared here")], help="remove one of them")
+
+
+def duplicate_address(span: Span, address: Address, kind: str, first_kind: str, first: Span) -> Diagnostic:
+    return Diagnostic.error("E0404", f"`{address}` is declared twice ({first_kind}, then {kind})", span,
+                            f"{kind} declared here", secondary=[(first, f"{first_kind} declared here")],
+                            help="an address can have one meaning: keep one declaration")
+
+
+def shadows_mailbox(span: Span, address: Address, kind: str, mailbox: Span) -> Diagnostic:
+    return Diagnostic.error("E0405", f"{kind} `{address}` shadows a mailbox", span, f"this {kind}",
+                            secondary=[(mailbox, "the mailbox it would hide")],
+                            help="mail to this address would never reach the mailbox: rename the "
+                                 f"{kind}, or use `forward` in the mailbox")
+
+
+def alias_cycle(span: Span, chain: list[Address]) -> Diagnostic:
+    return Diagnostic.error("E0406", "aliases form a cycle", span, "this alias is part of the cycle",
+                            notes=[" -> ".join(str(a) for a in chain)],
+                            help="mail in a cycle bounces with `mail forwarding loop`: break one link")
+
+
+def unknown_catch_all(span: Span, address: Address, candidates: list[str]) -> Diagnostic:
+    hint = did_you_mean(address.local, candidates)
+    return Diagnostic.error("E0407", f"catch-all points to unknown mailbox `{address}`", span,
+                            "no such mailbox, alias or list", help=hint or "name an existing mailbox")
+
+
+def quota_over_limit(span: Span, domain: str, total: str, limit: str) -> Diagnostic:
+    return Diagnostic.error("E0408", f"mailbox quotas in `{domain}` add up to {total}, over the limit of {limit}",
+                            span, "limit set here", help="lower some quotas or raise `limits { quota }`")
+
+
+def unlimited_mailbox(span: Span, domain: str) -> Diagnostic:
+    return Diagnostic.error("E0408", f"this mailbox has no quota, but `{domain}` limits the total quota",
+                            span, "no quota", help="give the mailbox a quota, like `quota 1 GiB`")
+
+
+def too_many_mailboxes(span: Span, domain: str, count: int, limit: int) -> Diagnostic:
+    return Diagnostic.error("E0409", f"`{domain}` has {count} mailboxes, over its limit of {limit}", span,
+                            "limit set here", help="remove mailboxes or raise `limits { mailboxes }`")
+
+
+def bad_forward(span: Span, what: str, address: Address, reason: str) -> Diagnostic:
+    return Diagnostic.error("E0410", f"{what} to `{address}` cannot be delivered", span, reason,
+                            help="forward to an existing address, or to an outside one")
+
+
+def send_as_foreign(span: Span, address: Address) -> Diagnostic:
+    return Diagnostic.error(
+        "E0411", f"send-as right to `{address}`, a domain this server does not serve", span,
+        "not served here",
+        help=f"if this login may really send as an outside address, write `external {address}`")
+
+
+def announcer_not_member(span: Span, address: Address) -> Diagnostic:
+    return Diagnostic.error("E0412", f"announcer `{address}` is not a member of the list", span,
+                            "not in `members`", help="add the announcer to `members`")
+
+
+def missing_announcer(span: Span) -> Diagnostic:
+    return Diagnostic.error("E0412", "the list posts by announcer but names none", span,
+                            "`post announcer` without `announcer`", help="add: announcer alice")
+
+
+def sieve_conflict(span: Span, action: str, other: str, other_span: Span) -> Diagnostic:
+    return Diagnostic.error("E0413", f"`{action}` cannot run together with `{other}`", span,
+                            f"`{action}` here", secondary=[(other_span, f"`{other}` can run on the same message")],
+                            help="Pigeonhole refuses this pair at delivery time; put `stop` after one, "
+                                 "or make them exclusive with if/else")
+
+
+def domain_alias_collision(span: Span, name: str, first: Span, first_kind: str) -> Diagnostic:
+    return Diagnostic.error("E0414", f"`{name}` is already {first_kind}", span, "declared again as a domain alias",
+                            secondary=[(first, first_kind)], help="a name can be one domain or one domain alias")
+
+
+def send_only_target(span: Span, what: str, address: Address, mailbox: Span) -> Diagnostic:
+    return Diagnostic.error("E0415", f"{what} delivers to send-only mailbox `{address}`", span,
+                            "would deliver here", secondary=[(mailbox, "declared send-only")],
+                            help="a send-only mailbox receives no mail: point this elsewhere")
+
+
+def not_served(span: Span, what: str, address: Address) -> Diagnostic:
+    return Diagnostic.error("E0417", f"{what} `{address}` is not in a domain this server serves", span,
+                            "not served here", help="use an address in one of the declared domains")
+
+
+def no_password(span: Span, address: Address) -> Diagnostic:
+    return Diagnostic.warning("W0501", f"mailbox `{address}` has no password", span, "cannot log in",
+                              help="add `password \"{SHA512-CRYPT}…\"` so its owner can read mail")
+
+
+def unreachable(span: Span, what: str, address: Address) -> Diagnostic:
+    return Diagnostic.warning("W0502", f"no one can reach {what} `{address}`", span,
+                              "refused by `reject_recipient`",
+                              help="remove it, or remove the address from `reject_recipient`")
+
+
+def sieve_never_runs(span: Span, address: Address) -> Diagnostic:
+    return Diagnostic.warning("W0503", f"the sieve rules and auto-reply of `{address}` never run", span,
+                              "all mail to this mailbox is forwarded",
+                              help="add `keep_copy` to keep a local copy that the rules act on")

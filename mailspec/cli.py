@@ -1,0 +1,93 @@
+"""The `mailspec` command line. Exit codes: 0 ok, 1 spec errors, 2 usage or I/O errors."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mailspec import __version__
+from mailspec.diagnostics import render_all_json, render_all_text
+from mailspec.emit import write_tree
+from mailspec.pipeline import Result, check, compile_files
+
+EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
+
+FORMAT = click.option("--format", "output_format", type=click.Choice(["human", "json"]),
+                      default="human", show_default=True, help="How to print diagnostics.")
+
+
+def _load(files: tuple[str, ...]) -> Result:
+    try:
+        return check(list(files))
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or "not UTF-8 text"
+        name = getattr(error, "filename", None) or files[0]
+        click.echo(f"error: cannot read `{name}`: {reason.lower()}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _report(result: Result, output_format: str) -> None:
+    if output_format == "json":
+        click.echo(render_all_json(result.diagnostics, result.sources), nl=False)
+    elif result.diagnostics:
+        click.echo(render_all_text(result.diagnostics, result.sources), nl=False, err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mailspec")
+def main() -> None:
+    """mailspec: describe a Postfix + Dovecot + Sieve mail server in typed .mailspec
+    files, check it, and compile it into a reproducible deploy directory.
+
+    \b
+    Examples:
+      mailspec check site.mailspec
+      mailspec compile site.mailspec -o deploy/
+    """
+
+
+@main.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@FORMAT
+def check_command(files: tuple[str, ...], output_format: str) -> None:
+    """Check FILES (read together as one spec) and report every problem.
+
+    \b
+    Examples:
+      mailspec check site.mailspec
+      mailspec check server.mailspec domains/*.mailspec
+      mailspec check site.mailspec --format json
+    """
+    result = _load(files)
+    _report(result, output_format)
+    sys.exit(EXIT_OK if result.ok else EXIT_SPEC)
+
+
+@main.command("compile")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
+              help="The deploy directory to (re)create.")
+@FORMAT
+def compile_command(files: tuple[str, ...], output: str, output_format: str) -> None:
+    """Compile FILES into the deploy directory OUTPUT.
+
+    The directory is replaced as a whole, atomically: if the spec has errors, or
+    writing fails, the previous deploy stays as it was.
+
+    \b
+    Examples:
+      mailspec compile site.mailspec -o deploy/
+      mailspec compile server.mailspec domains/*.mailspec -o /srv/mail/deploy
+    """
+    result = _load(files)
+    _report(result, output_format)
+    if not result.ok:
+        sys.exit(EXIT_SPEC)
+    try:
+        write_tree(compile_files(result), output)
+    except OSError as error:
+        click.echo(f"error: cannot write `{output}`: {(error.strerror or str(error)).lower()}", err=True)
+        sys.exit(EXIT_USAGE)
+    if output_format == "human":
+        click.echo(f"compiled {result.spec.name} into {output}", err=True)

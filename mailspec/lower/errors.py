@@ -1,0 +1,88 @@
+"""Lowering diagnostics (E02xx imports, E03xx statements and typed values)."""
+
+from __future__ import annotations
+
+from mailspec.diagnostics import Diagnostic, did_you_mean
+from mailspec.source import Span
+
+
+def import_not_found(span: Span, path: str, reason: str) -> Diagnostic:
+    return Diagnostic.error("E0201", f"cannot read imported file `{path}`", span, reason,
+                            help="import paths are relative to the file that imports them")
+
+
+def duplicate_import(span: Span, path: str, first: Span | None) -> Diagnostic:
+    secondary = [(first, "first imported here")] if first else []
+    return Diagnostic.error("E0202", f"`{path}` is imported twice", span, "imported again here",
+                            secondary=secondary, help="remove one of the imports")
+
+
+def import_cycle(span: Span, chain: list[str]) -> Diagnostic:
+    return Diagnostic.error("E0203", "import cycle", span, "this import closes the cycle",
+                            notes=[" -> ".join(chain)],
+                            help="break the cycle: move shared declarations to a file both import")
+
+
+def import_not_top_level(span: Span) -> Diagnostic:
+    return Diagnostic.error("E0204", "`import` must be at the top level of a file", span,
+                            "inside a block", help="move the import out of the block")
+
+
+def unknown_keyword(span: Span, key: str, block: str, allowed: list[str], home: str | None) -> Diagnostic:
+    notes = [f"`{key}` belongs in {home}"] if home else []
+    hint = did_you_mean(key, allowed) if not home else None
+    return Diagnostic.error("E0301", f"`{key}` is not allowed in {block}", span, "not allowed here",
+                            notes=notes, help=hint or f"allowed here: {', '.join(sorted(allowed))}")
+
+
+def set_twice(span: Span, key: str, first: Span) -> Diagnostic:
+    return Diagnostic.error("E0302", f"`{key}` is set twice", span, "set again here",
+                            secondary=[(first, "first set here")], help="keep one of them")
+
+
+def wrong_values(span: Span, key: str, expected: str) -> Diagnostic:
+    return Diagnostic.error("E0303", f"`{key}` expects {expected}", span, f"expected {expected}")
+
+
+def invalid_value(span: Span, message: str, help: str | None, code: str = "E0304") -> Diagnostic:
+    return Diagnostic.error(code, message, span, "invalid value", help=help)
+
+
+def unexpected_part(span: Span, key: str, part: str, example: str) -> Diagnostic:
+    return Diagnostic.error("E0305", f"`{key}` does not take {part}", span, f"unexpected {part}",
+                            help=f"write it as: {example}")
+
+
+def missing_part(span: Span, key: str, part: str, example: str) -> Diagnostic:
+    return Diagnostic.error("E0306", f"`{key}` needs {part}", span, f"missing {part}",
+                            help=f"write it as: {example}")
+
+
+def plaintext_password(span: Span, message: str, help: str | None) -> Diagnostic:
+    return Diagnostic.error("E0307", message, span, "not a password hash", help=help)
+
+
+def password_file(span: Span, path: str, reason: str) -> Diagnostic:
+    return Diagnostic.error("E0308", f"cannot read password file `{path}`", span, reason,
+                            help="the path is relative to the spec file; the file holds one hash")
+
+
+def missing_server(span: Span) -> Diagnostic:
+    return Diagnostic.error("E0309", "the spec has no `server` block", span, "no server declared",
+                            help="add: server { hostname mail.example.com }")
+
+
+def second_server(span: Span, first: Span) -> Diagnostic:
+    return Diagnostic.error("E0310", "a second `server` block", span, "second server block",
+                            secondary=[(first, "first server block")],
+                            help="one spec describes one server; merge the two blocks")
+
+
+def missing_setting(span: Span, block: str, key: str, example: str) -> Diagnostic:
+    return Diagnostic.error("E0311", f"{block} has no `{key}`", span, f"`{key}` missing",
+                            help=f"add: {example}")
+
+
+def sieve_outside_mailbox(span: Span) -> Diagnostic:
+    return Diagnostic.error("E0312", "`sieve` rules belong to a mailbox", span, "not inside a mailbox",
+                            help="move the sieve block into a `mailbox … { }` block")

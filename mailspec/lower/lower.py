@@ -1,0 +1,535 @@
+"""Lowering: syntax entries -> typed model. Checks each statement on its own; the checker
+does everything that needs more than one statement."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+
+import attrs
+
+from mailspec import model
+from mailspec.diagnostics import Diagnostic
+from mailspec.lower import errors, values
+from mailspec.lower.sieve import SieveLowerer
+from mailspec.source import Span
+from mailspec.syntax import Entry, SieveNode, Value
+
+_FAILED = object()  # a value whose diagnostic is already reported
+
+# Where each block keyword lives, for "`x` belongs in …" notes.
+_HOMES = {
+    "hostname": "the server block", "networks": "the server block", "tls": "the server block",
+    "backend": "the server block", "message_size_limit": "the server block",
+    "mail_location": "the server block", "vmail": "the server block",
+    "recipient_delimiter": "the server block", "relay_host": "the server block",
+    "filters": "the server block", "also": "a domain block", "catch_all": "a domain block",
+    "plus_addressing": "a domain block", "limits": "a domain block", "mailbox": "a domain block",
+    "alias": "a domain block", "list": "a domain block", "password": "a mailbox block",
+    "aliases": "a mailbox block", "forward": "a mailbox block", "keep_copy": "a mailbox block",
+    "send_only": "a mailbox block", "send_as": "a mailbox block", "auto_reply": "a mailbox block",
+    "members": "a list block", "post": "a list block", "announcer": "a list block",
+    "require_auth": "a list block", "server": "the top level of a file",
+    "domain": "the top level of a file", "import": "the top level of a file",
+}
+
+
+class Lowerer:
+    def __init__(self, base_dirs: dict[str, str]):
+        self.diagnostics: list[Diagnostic] = []
+        self.base_dirs = base_dirs  # file -> directory, for password_file paths
+        self.delimiter = "+"
+        self.sieve = SieveLowerer(self)
+
+    def error(self, diagnostic: Diagnostic) -> None:
+        self.diagnostics.append(diagnostic)
+
+    # ---------------------------------------------------------------- helpers
+
+    def typed(self, value: Value, parse: Callable, *args):
+        try:
+            return parse(value.text, *args)
+        except values.Invalid as problem:
+            self.error(errors.invalid_value(value.span, problem.message, problem.help))
+            return _FAILED
+
+    def one(self, entry: Entry, parse: Callable, expected: str, *args):
+        """The single value of `entry`, parsed; _FAILED after reporting a problem."""
+        if len(entry.values) != 1:
+            self.error(errors.wrong_values(entry.span, entry.key, expected))
+            return _FAILED
+        return self.typed(entry.values[0], parse, *args)
+
+    def many(self, entry: Entry, parse: Callable, expected: str, *args) -> list:
+        if not entry.values:
+            self.error(errors.wrong_values(entry.span, entry.key, expected))
+            return []
+        parsed = [self.typed(v, parse, *args) for v in entry.values]
+        return [p for p in parsed if p is not _FAILED]
+
+    def flag(self, entry: Entry) -> bool:
+        if not entry.values:
+            return True
+        result = self.one(entry, values.boolean, "no value, or yes or no")
+        return result if result is not _FAILED else False
+
+    def text(self, entry: Entry) -> str | object:
+        return self.one(entry, lambda text: text, "one quoted string")
+
+    def ref(self, value: Value, domain: str | None, allow_external: bool = False) -> model.Ref | None:
+        words = [w.value for w in value.words]
+        external = False
+        if allow_external and len(words) == 2 and words[0] == "external":
+            external, words = True, words[1:]
+        if len(words) != 1:
+            self.error(errors.invalid_value(
+                value.span, f"`{value.text}` is not an address",
+                "separate list items with commas" + (
+                    "; mark an outside address as `external bob@example.org`" if allow_external else "")))
+            return None
+        try:
+            address, bare = values.address(words[0], domain)
+        except values.Invalid as problem:
+            self.error(errors.invalid_value(value.span, problem.message, problem.help))
+            return None
+        return model.Ref(address, bare, external, value.span)
+
+    def refs(self, entry: Entry, domain: str | None, allow_external: bool = False,
+             items: tuple[Value, ...] | None = None) -> tuple[model.Ref, ...]:
+        items = entry.values if items is None else items
+        if not items:
+            self.error(errors.wrong_values(entry.span, entry.key, "one or more addresses"))
+        found = (self.ref(v, domain, allow_external) for v in items)
+        return tuple(r for r in found if r is not None)
+
+    def settings(self, entry: Entry, block: str, handlers: dict[str, Callable],
+                 repeatable: frozenset = frozenset(), blocks: frozenset = frozenset(),
+                 sieve: Callable | None = None) -> None:
+        """Dispatch each statement in `entry`'s body to its handler."""
+        seen: dict[str, Span] = {}
+        for node in entry.body or ():
+            if isinstance(node, SieveNode):
+                if sieve is None:
+                    self.error(errors.sieve_outside_mailbox(node.span))
+                else:
+                    sieve(node)
+                continue
+            handler = handlers.get(node.key)
+            if handler is None:
+                home = _HOMES.get(node.key)
+                self.error(errors.unknown_keyword(node.key_span, node.key, block, list(handlers),
+                                                  home if home and home != block else None))
+                continue
+            if node.key not in repeatable:
+                if node.key in seen:
+                    self.error(errors.set_twice(node.key_span, node.key, seen[node.key]))
+                    continue
+                seen[node.key] = node.key_span
+            if node.targets is not None and node.key != "alias":
+                self.error(errors.unexpected_part(node.span, node.key, "`->`", f"{node.key} value"))
+                continue
+            if node.body is not None and node.key not in blocks:
+                self.error(errors.unexpected_part(node.span, node.key, "a `{ }` block",
+                                                  f"{node.key} value"))
+                continue
+            handler(node)
+
+    def block_body(self, entry: Entry, example: str) -> bool:
+        if entry.body is None:
+            self.error(errors.missing_part(entry.span, entry.key, "a `{ }` block", example))
+            return False
+        return True
+
+    # ---------------------------------------------------------------- spec
+
+    def lower(self, files: list[tuple[str, tuple]], name: str) -> model.Spec | None:
+        servers, domains = [], []
+        for file, nodes in files:
+            for node in nodes:
+                if isinstance(node, SieveNode):
+                    self.error(errors.sieve_outside_mailbox(node.span))
+                elif node.key == "server":
+                    servers.append(node)
+                elif node.key == "domain":
+                    domains.append(node)
+                elif node.key != "import":
+                    home = _HOMES.get(node.key)
+                    self.error(errors.unknown_keyword(node.key_span, node.key, "the top level",
+                                                      ["server", "domain", "import"], home))
+        for extra in servers[1:]:
+            self.error(errors.second_server(extra.key_span, servers[0].key_span))
+        if not servers:
+            file = files[0][0] if files else name
+            self.error(errors.missing_server(Span(file, 0, 0)))
+            return None
+        server = self.server(servers[0])
+        lowered = [self.domain(d) for d in domains]
+        if server is None:
+            return None
+        found = tuple(sorted((d for d in lowered if d is not None), key=lambda d: d.name))
+        return model.Spec(name=name, server=server, domains=found)
+
+    # ---------------------------------------------------------------- server
+
+    def server(self, entry: Entry) -> model.Server | None:
+        if entry.values:
+            self.error(errors.unexpected_part(entry.values[0].span, "server", "a name",
+                                              "server { hostname mail.example.com }"))
+        if not self.block_body(entry, "server { hostname mail.example.com }"):
+            return None
+        got: dict = {}
+
+        def setter(key: str, parse: Callable, expected: str):
+            def handle(node: Entry):
+                result = self.one(node, parse, expected)
+                if result is not _FAILED:
+                    got[key] = result
+            return handle
+
+        def networks(node):
+            got["networks"] = tuple(self.many(node, values.network, "one or more networks"))
+
+        def tls(node):
+            if self.block_body(node, 'tls { cert "/etc/ssl/…pem"; key "/etc/ssl/…key" }'):
+                parts: dict = {}
+                self.settings(node, "a tls block", {
+                    "cert": lambda n: parts.__setitem__("cert", self.one(n, _path, "a file path")),
+                    "key": lambda n: parts.__setitem__("key", self.one(n, _path, "a file path"))})
+                got["tls"] = model.Tls(**{k: v for k, v in parts.items() if v is not _FAILED})
+
+        def vmail(node):
+            if self.block_body(node, "vmail { user vmail; uid 5000; gid 5000 }"):
+                parts: dict = {}
+                self.settings(node, "a vmail block", {
+                    "user": lambda n: parts.__setitem__("user", self.one(n, _system_name, "a user name")),
+                    "uid": lambda n: parts.__setitem__("uid", self.one(n, values.integer, "a number", 1)),
+                    "gid": lambda n: parts.__setitem__("gid", self.one(n, values.integer, "a number", 1))})
+                got["vmail"] = model.Vmail(**{k: v for k, v in parts.items() if v is not _FAILED})
+
+        got["backend"] = model.Backend()
+        self.settings(entry, "the server block", {
+            "hostname": setter("hostname", values.hostname, "a host name"),
+            "networks": networks,
+            "tls": tls,
+            "backend": lambda node: got.__setitem__("backend", self.backend(node)),
+            "message_size_limit": setter("message_size_limit", values.size, "a size like `25 MiB`"),
+            "mail_location": setter("mail_location", _mail_location, "a location string"),
+            "vmail": vmail,
+            "recipient_delimiter": setter("recipient_delimiter", _delimiter, "one character"),
+            "relay_host": setter("relay_host", _relay_host, "a host like `[smtp.example.com]:587`"),
+            "filters": lambda node: got.__setitem__("filters", self.filters(node)),
+        }, blocks=frozenset({"tls", "vmail", "backend", "filters"}))
+        if "hostname" not in got:
+            if not any(isinstance(n, Entry) and n.key == "hostname" for n in entry.body):
+                self.error(errors.missing_setting(entry.key_span, "the server block", "hostname",
+                                                  "hostname mail.example.com"))
+            return None
+        self.delimiter = got.get("recipient_delimiter", "+")
+        return model.Server(span=entry.span, **got)
+
+    def backend(self, entry: Entry) -> model.Backend:
+        kind = self.one(entry, _backend_kind, "`files` or `mysql`")
+        if kind is _FAILED:
+            return model.Backend()
+        if kind is model.BackendKind.FILES:
+            if entry.body is not None:
+                self.error(errors.unexpected_part(entry.span, "backend files", "a `{ }` block",
+                                                  "backend files"))
+            return model.Backend(span=entry.span)
+        parts: dict = {}
+        if entry.body is not None:
+            def put(key, parse, expected, *args):
+                return lambda n: parts.__setitem__(key, self.one(n, parse, expected, *args))
+            self.settings(entry, "a mysql backend block", {
+                "host": put("host", values.hostname, "a host name"),
+                "port": put("port", values.integer, "a port number", 1, 65535),
+                "socket": put("socket", _path, "a socket path"),
+                "database": put("database", _system_name, "a database name"),
+                "user": put("user", _system_name, "a user name"),
+                "password_file": put("password_file", _path, "a file path"),
+            })
+        return model.Backend(kind=kind, span=entry.span,
+                             **{k: v for k, v in parts.items() if v is not _FAILED})
+
+    def filters(self, entry: Entry) -> model.Filters:
+        got: dict = {}
+        if not self.block_body(entry, "filters { reject_sender spam@bad.example }"):
+            return model.Filters()
+
+        def address_or_domain(text: str) -> str:
+            if "@" in text:
+                return str(values.address(text, None)[0])
+            return values.domain(text)
+
+        def listed(key):
+            return lambda n: got.__setitem__(key, tuple(sorted(set(self.many(
+                n, address_or_domain, "addresses or domains")))))
+
+        def one(key, parse, expected):
+            def handle(n):
+                result = self.one(n, parse, expected)
+                if result is not _FAILED:
+                    got[key] = result
+            return handle
+
+        self.settings(entry, "the filters block", {
+            "reject_sender": listed("reject_senders"),
+            "reject_recipient": listed("reject_recipients"),
+            "spam_folder": one("spam_folder", values.folder, "a folder name"),
+            "spam_score": one("spam_score", values.integer, "a whole number"),
+        })
+        return model.Filters(**got)
+
+    # ---------------------------------------------------------------- domains
+
+    def domain(self, entry: Entry) -> model.Domain | None:
+        name = self.one(entry, values.domain, "a domain name")
+        if name is _FAILED or not self.block_body(entry, f"domain {entry.values[0].text} {{ … }}"):
+            return None
+        got: dict = {"also": [], "mailboxes": [], "aliases": [], "lists": []}
+
+        def also(node):
+            for value in node.values or ():
+                parsed = self.typed(value, values.domain)
+                if parsed is not _FAILED:
+                    got["also"].append(model.DomainName(parsed, value.span))
+            if not node.values:
+                self.error(errors.wrong_values(node.span, "also", "one or more domain names"))
+
+        def catch_all(node):
+            found = self.refs(node, name)
+            if len(found) > 1:
+                self.error(errors.wrong_values(node.span, "catch_all", "one address"))
+            elif found:
+                got["catch_all"] = found[0]
+
+        def plus(node):
+            got["plus_addressing"] = self.flag(node)
+
+        self.settings(entry, "a domain block", {
+            "also": also,
+            "catch_all": catch_all,
+            "plus_addressing": plus,
+            "limits": lambda node: got.__setitem__("limits", self.limits(node)),
+            "mailbox": lambda node: got["mailboxes"].append(self.mailbox(node, name)),
+            "alias": lambda node: got["aliases"].append(self.alias(node, name)),
+            "list": lambda node: got["lists"].append(self.mailing_list(node, name)),
+        }, repeatable=frozenset({"also", "mailbox", "alias", "list"}),
+            blocks=frozenset({"limits", "mailbox", "list"}))
+        for key in ("mailboxes", "aliases", "lists"):
+            got[key] = tuple(sorted((x for x in got[key] if x is not None), key=lambda x: x.local))
+        got["also"] = tuple(sorted(got["also"], key=lambda d: d.name))
+        return model.Domain(name=name, span=entry.span, **got)
+
+    def limits(self, entry: Entry) -> model.Limits:
+        got: dict = {}
+        if not self.block_body(entry, "limits { mailboxes 50; quota 10 GiB; message_size 25 MiB }"):
+            return model.Limits()
+
+        def put(key, parse, expected):
+            def handle(node):
+                result = self.one(node, parse, expected)
+                if result is not _FAILED:
+                    got[key] = result
+            return handle
+
+        self.settings(entry, "a limits block", {
+            "mailboxes": put("mailboxes", values.integer, "a whole number"),
+            "quota": put("quota", values.size, "a size like `10 GiB`"),
+            "message_size": put("message_size", values.size, "a size like `25 MiB`"),
+        })
+        return model.Limits(**got)
+
+    def declared_local(self, entry: Entry, example: str) -> str | None:
+        if len(entry.values) != 1 or len(entry.values[0].words) != 1:
+            self.error(errors.wrong_values(entry.span, entry.key, "one name, like " + example))
+            return None
+        local = self.typed(entry.values[0], values.local_part, self.delimiter)
+        return None if local is _FAILED else local
+
+    def mailbox(self, entry: Entry, domain: str) -> model.Mailbox | None:
+        local = self.declared_local(entry, "`mailbox alice { … }`")
+        if local is None or not self.block_body(entry, f"mailbox {local} {{ password \"…\" }}"):
+            return None
+        got: dict = {"sieve": []}
+
+        def password(node):
+            result = self.one(node, lambda text: text, "one quoted hash")
+            if result is not _FAILED:
+                got["password"] = self.password(node.values[0].span, result)
+
+        def password_file(node):
+            path = self.one(node, _path, "a file path")
+            if path is _FAILED:
+                return
+            full = os.path.join(self.base_dirs.get(node.span.file, "."), path)
+            try:
+                with open(full, encoding="utf-8") as handle:
+                    text = handle.read().strip()
+            except (OSError, UnicodeDecodeError) as error:
+                reason = getattr(error, "strerror", None) or "not UTF-8 text"
+                self.error(errors.password_file(node.values[0].span, path, reason.lower()))
+                return
+            found = self.password(node.values[0].span, text)
+            if found is not None:
+                got["password"] = attrs.evolve(found, file=path)
+
+        def put(key, parse, expected):
+            def handle(node):
+                result = self.one(node, parse, expected)
+                if result is not _FAILED:
+                    got[key] = result
+            return handle
+
+        self.settings(entry, "a mailbox block", {
+            "password": password,
+            "password_file": password_file,
+            "quota": put("quota", values.size, "a size like `2 GiB`"),
+            "aliases": lambda node: got.__setitem__("aliases", self.refs(node, domain)),
+            "forward": lambda node: got.__setitem__("forwards", self.refs(node, domain)),
+            "keep_copy": lambda node: got.__setitem__("keep_copy", self.flag(node)),
+            "send_only": lambda node: got.__setitem__("send_only", self.flag(node)),
+            "send_as": lambda node: got.__setitem__("send_as", self.refs(node, domain, True)),
+            "auto_reply": lambda node: got.__setitem__("auto_reply", self.auto_reply(node)),
+        }, blocks=frozenset({"auto_reply"}),
+            sieve=lambda node: got["sieve"].extend(self.sieve.block(node, domain)))
+        if "password" in got and got["password"] is None:
+            del got["password"]
+        if got.get("auto_reply") is None:
+            got.pop("auto_reply", None)
+        got["sieve"] = tuple(got["sieve"])
+        return model.Mailbox(local=local, span=entry.span, **got)
+
+    def password(self, span: Span, text: str) -> model.Password | None:
+        try:
+            return values.password(text)
+        except values.Invalid as problem:
+            self.error(errors.plaintext_password(span, problem.message, problem.help))
+            return None
+
+    def auto_reply(self, entry: Entry) -> model.AutoReply | None:
+        example = 'auto_reply { subject "Away"; body "Back on Monday."; until 2026-12-31 }'
+        if not self.block_body(entry, example):
+            return None
+        got: dict = {}
+
+        def put(key, parse, expected, *args):
+            def handle(node):
+                result = self.one(node, parse, expected, *args)
+                if result is not _FAILED:
+                    got[key] = result
+            return handle
+
+        self.settings(entry, "an auto_reply block", {
+            "subject": put("subject", _one_line, "one quoted string"),
+            "body": put("body", _any_text, "one quoted string"),
+            "until": put("until", values.date, "a date like 2026-12-31"),
+            "days": put("days", values.integer, "a number of days", 1, 365),
+        })
+        missing = [k for k in ("subject", "body") if k not in got]
+        if missing:
+            if not any(isinstance(n, Entry) and n.key in missing for n in entry.body):
+                self.error(errors.missing_setting(entry.key_span, "auto_reply", missing[0],
+                                                  f'{missing[0]} "…"'))
+            return None
+        return model.AutoReply(span=entry.span, **got)
+
+    def alias(self, entry: Entry, domain: str) -> model.Alias | None:
+        local = self.declared_local(entry, "`alias sales -> alice, bob`")
+        if local is None:
+            return None
+        if entry.targets is None:
+            self.error(errors.missing_part(entry.span, "alias", "targets after `->`",
+                                           f"alias {local} -> alice, bob@example.net"))
+            return None
+        targets = self.refs(entry, domain, items=entry.targets)
+        return model.Alias(local, targets, entry.span) if targets else None
+
+    def mailing_list(self, entry: Entry, domain: str) -> model.MailingList | None:
+        local = self.declared_local(entry, "`list team { members alice, bob }`")
+        if local is None or not self.block_body(entry, f"list {local} {{ members alice, bob }}"):
+            return None
+        got: dict = {}
+
+        def announcer(node):
+            found = self.refs(node, domain)
+            if len(found) == 1:
+                got["announcer"] = found[0]
+            elif found:
+                self.error(errors.wrong_values(node.span, "announcer", "one address"))
+
+        self.settings(entry, "a list block", {
+            "members": lambda node: got.__setitem__("members", self.refs(node, domain)),
+            "post": lambda node: got.__setitem__("post", self.one(node, _post, "anyone, members or announcer")),
+            "announcer": announcer,
+            "require_auth": lambda node: got.__setitem__("require_auth", self.flag(node)),
+        })
+        if got.get("post") is _FAILED:
+            del got["post"]
+        return model.MailingList(local=local, span=entry.span, **got)
+
+
+# ---------------------------------------------------------------- small value parsers
+
+def _path(text: str) -> str:
+    if not text or "\0" in text or "\n" in text:
+        raise values.Invalid(f"`{text}` is not a file path")
+    return text
+
+
+def _system_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", text):
+        raise values.Invalid(f"`{text}` is not a valid name", "use letters, digits, `_`, `-` and `.`")
+    return text
+
+
+def _mail_location(text: str) -> str:
+    if not re.fullmatch(r"(maildir|mdbox|sdbox):[^\s]+", text):
+        raise values.Invalid(f"`{text}` is not a mail location",
+                             'write it as Dovecot does: "maildir:/var/mail/vhosts/%d/%n"')
+    return text
+
+
+def _delimiter(text: str) -> str:
+    if len(text) != 1 or text.isalnum() or text in "@.\"\\ ":
+        raise values.Invalid(f"`{text}` cannot be the recipient delimiter", 'use one symbol like "+" or "-"')
+    return text
+
+
+def _relay_host(text: str) -> str:
+    m = re.fullmatch(r"(\[)?([^\[\]:]+)(\])?(?::(\d+))?", text)
+    if not m or bool(m.group(1)) != bool(m.group(3)):
+        raise values.Invalid(f"`{text}` is not a relay host", "write `[smtp.example.com]:587`")
+    host = values.hostname(m.group(2))
+    shown = f"[{host}]" if m.group(1) else host  # brackets: no MX lookup
+    if m.group(4):
+        shown += f":{values.integer(m.group(4), 1, 65535)}"
+    return shown
+
+
+def _backend_kind(text: str) -> model.BackendKind:
+    try:
+        return model.BackendKind(text)
+    except ValueError:
+        raise values.Invalid(f"unknown backend `{text}`", "use `files` or `mysql`") from None
+
+
+def _post(text: str) -> model.Post:
+    try:
+        return model.Post(text)
+    except ValueError:
+        raise values.Invalid(f"unknown posting policy `{text}`",
+                             "use `anyone`, `members` or `announcer`") from None
+
+
+def _one_line(text: str) -> str:
+    if "\n" in text or "\r" in text:
+        raise values.Invalid("a subject must be one line", "remove the line breaks")
+    return text
+
+
+def _any_text(text: str) -> str:
+    if "\0" in text:
+        raise values.Invalid("text must not contain NUL characters")
+    return text

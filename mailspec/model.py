@@ -1,0 +1,280 @@
+"""The typed model of a mail server: frozen attrs values, tuples not lists.
+
+Every element keeps the span it came from. Spans do not take part in equality, so
+two specs that mean the same thing compare equal however they are laid out.
+Collections are sorted by name during lowering: declaration order carries no meaning
+(except for Sieve commands, which keep theirs).
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+
+import attrs
+
+from mailspec.source import Span
+
+DEFAULT_MAIL_LOCATION = "maildir:/var/mail/vhosts/%d/%n"
+DEFAULT_TLS_CERT = "/etc/ssl/certs/ssl-cert-snakeoil.pem"
+DEFAULT_TLS_KEY = "/etc/ssl/private/ssl-cert-snakeoil.key"
+
+
+def _span():
+    return attrs.field(default=None, eq=False, repr=False)
+
+
+@attrs.frozen(order=True)
+class Address:
+    local: str
+    domain: str  # A-label, lower case
+
+    def __str__(self) -> str:
+        return f"{self.local}@{self.domain}"
+
+
+@attrs.frozen
+class Ref:
+    """A reference to an address as written; `bare` when written without `@domain`."""
+
+    address: Address
+    bare: bool = False
+    external: bool = False  # declared external (send_as only)
+    span: Span | None = _span()
+
+
+# ---------------------------------------------------------------- server
+
+
+class BackendKind(enum.Enum):
+    FILES = "files"
+    MYSQL = "mysql"
+
+
+@attrs.frozen
+class Backend:
+    kind: BackendKind = BackendKind.FILES
+    host: str | None = None
+    port: int | None = None
+    socket: str | None = None
+    database: str | None = None
+    user: str | None = None
+    password_file: str | None = None
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Tls:
+    cert: str = DEFAULT_TLS_CERT
+    key: str = DEFAULT_TLS_KEY
+
+
+@attrs.frozen
+class Vmail:
+    user: str = "vmail"
+    uid: int = 5000
+    gid: int = 5000
+
+
+@attrs.frozen
+class Filters:
+    reject_senders: tuple[str, ...] = ()  # addresses or whole domains
+    reject_recipients: tuple[str, ...] = ()
+    spam_folder: str | None = None
+    spam_score: int | None = None  # None: use X-Spam-Flag; else X-Spam-Score >= this
+
+
+@attrs.frozen
+class Server:
+    hostname: str
+    networks: tuple[str, ...] = ()
+    tls: Tls = Tls()
+    backend: Backend = Backend()
+    message_size_limit: int | None = None
+    mail_location: str = DEFAULT_MAIL_LOCATION
+    vmail: Vmail = Vmail()
+    recipient_delimiter: str = "+"
+    relay_host: str | None = None
+    filters: Filters = Filters()
+    span: Span | None = _span()
+
+
+# ---------------------------------------------------------------- sieve
+
+
+class Match(enum.Enum):
+    IS = "is"
+    CONTAINS = "contains"
+    MATCHES = "matches"
+
+
+@attrs.frozen
+class CompareTest:
+    """`header`, `address` or `envelope` NAME MATCH KEY."""
+
+    kind: str
+    name: str
+    match: Match
+    key: str
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class SizeTest:
+    over: bool
+    limit: int
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class ExistsTest:
+    name: str
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class AllOf:
+    tests: tuple[Test, ...]
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class AnyOf:
+    tests: tuple[Test, ...]
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Not:
+    test: Test
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Constant:
+    value: bool
+    span: Span | None = _span()
+
+
+Test = CompareTest | SizeTest | ExistsTest | AllOf | AnyOf | Not | Constant
+
+
+@attrs.frozen
+class Action:
+    """fileinto, redirect, discard, reject, keep, stop, addflag or vacation."""
+
+    name: str
+    argument: str | None = None  # folder, address, reason, flag or vacation body
+    copy: bool = False  # redirect :copy
+    subject: str | None = None  # vacation
+    days: int | None = None  # vacation
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Branch:
+    test: Test
+    body: tuple[Command, ...]
+
+
+@attrs.frozen
+class If:
+    branches: tuple[Branch, ...]  # if, then each elsif
+    otherwise: tuple[Command, ...] | None = None
+    span: Span | None = _span()
+
+
+Command = Action | If
+
+
+# ---------------------------------------------------------------- domains
+
+
+@attrs.frozen
+class Password:
+    scheme: str  # SHA512-CRYPT, BLF-CRYPT, ARGON2ID…
+    hash: str  # the whole `{SCHEME}…` string as Dovecot reads it
+    file: str | None = None  # where it was read from, when given as password_file
+
+
+@attrs.frozen
+class AutoReply:
+    subject: str
+    body: str
+    until: datetime.date | None = None
+    days: int = 7
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Mailbox:
+    local: str
+    password: Password | None = None
+    quota: int | None = None  # bytes
+    aliases: tuple[Ref, ...] = ()
+    forwards: tuple[Ref, ...] = ()
+    keep_copy: bool = False
+    send_only: bool = False
+    send_as: tuple[Ref, ...] = ()
+    auto_reply: AutoReply | None = None
+    sieve: tuple[Command, ...] = ()
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Alias:
+    local: str
+    targets: tuple[Ref, ...]
+    span: Span | None = _span()
+
+
+class Post(enum.Enum):
+    ANYONE = "anyone"
+    MEMBERS = "members"
+    ANNOUNCER = "announcer"
+
+
+@attrs.frozen
+class MailingList:
+    local: str
+    members: tuple[Ref, ...] = ()
+    post: Post = Post.ANYONE
+    announcer: Ref | None = None
+    require_auth: bool = False
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Limits:
+    mailboxes: int | None = None
+    quota: int | None = None  # the sum of mailbox quotas, bytes
+    message_size: int | None = None
+
+
+@attrs.frozen
+class DomainName:
+    name: str  # A-label
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Domain:
+    name: str  # A-label
+    also: tuple[DomainName, ...] = ()  # domain aliases
+    catch_all: Ref | None = None
+    plus_addressing: bool = True
+    limits: Limits = Limits()
+    mailboxes: tuple[Mailbox, ...] = ()
+    aliases: tuple[Alias, ...] = ()
+    lists: tuple[MailingList, ...] = ()
+    span: Span | None = _span()
+
+    def address(self, local: str) -> Address:
+        return Address(local, self.name)
+
+
+@attrs.frozen
+class Spec:
+    name: str  # the root spec's file name, for the generated headers
+    server: Server
+    domains: tuple[Domain, ...] = ()

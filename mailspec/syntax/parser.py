@@ -1,0 +1,195 @@
+"""Parse one source file into syntax-tree nodes, or raise SpecError with a syntax diagnostic."""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+
+from lark import Lark
+
+from mailspec.diagnostics import SpecError
+from mailspec.source import Span
+from mailspec.syntax import errors
+from mailspec.syntax.driver import Driver, ParseError, Tok
+from mailspec.syntax.tree import Entry, SieveNode, Text, Value
+
+_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+_ESCAPE = re.compile(r"\\(.)")
+
+
+def _unescape(quoted: str) -> str:
+    return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), quoted[1:-1])
+
+
+def _span(children) -> Span:
+    last = children[-1]
+    return children[0].span.to((last[-1] if isinstance(last, list) else last).span)
+
+
+def _text(token: Tok) -> Text:
+    if token.type == "STRING":
+        return Text(_unescape(token.value), token.span, True)
+    return Text(token.value, token.span, False)
+
+
+class _Part(tuple):
+    """A piece of a rule that its parent takes apart: (kind, items, span)."""
+
+    kind = property(lambda self: self[0])
+    items = property(lambda self: self[1])
+    span = property(lambda self: self[2])
+
+
+class Builder:
+    """One method per grammar rule; each gets the rule's children (tokens and values).
+
+    Rules whose name starts with `_`, and `?rules` with one child, pass their child up.
+    Rules without a method here become SieveNodes named after the rule.
+    """
+
+    @staticmethod
+    def start(children):
+        return tuple(children[0]) if children else ()
+
+    @staticmethod
+    def items(children):
+        # `items: entry | items entry | …`: the first child is the list built so far.
+        head = children[0]
+        if isinstance(head, list):
+            if not isinstance(children[1], Tok):  # a `;` adds nothing
+                head.append(children[1])
+            return head
+        return [] if isinstance(head, Tok) else [head]
+
+    sieve_commands = items
+
+    @staticmethod
+    def entry(children):
+        key, values, targets, body = children[0], (), None, None
+        for part in children[1:]:
+            if part.kind == "values":
+                values = tuple(part.items)
+            elif part.kind == "arrow":
+                targets = part.items
+            else:
+                body = part.items
+        return Entry(key.value, key.span, values, targets, body, _span(children))
+
+    @staticmethod
+    def key(children):
+        return children[0]
+
+    @staticmethod
+    def values(children):
+        # `values: value | values "," value`
+        if len(children) == 1:
+            return _Part(("values", [children[0]], children[0].span))
+        part = children[0]
+        part.items.append(children[2])
+        return _Part(("values", part.items, part.span.to(children[2].span)))
+
+    @staticmethod
+    def arrow(children):
+        return _Part(("arrow", tuple(children[1].items), _span(children)))
+
+    @staticmethod
+    def body(children):
+        return _Part(("body", tuple(children[1]) if len(children) == 3 else (), _span(children)))
+
+    @staticmethod
+    def value(children):
+        # `value: WORD | STRING | value WORD | value STRING`
+        if len(children) == 1:
+            text = _text(children[0])
+            return Value((text,), text.span)
+        head, token = children
+        text = _text(token)
+        return Value(head.words + (text,), head.span.to(text.span))
+
+    # ---------------------------------------------------------------- sieve
+
+    @staticmethod
+    def sieve_body(children):
+        return _Part(("sieve_body", tuple(children[1]) if len(children) == 3 else (),
+                      _span(children)))
+
+    @staticmethod
+    def tests(children):
+        # `tests: test | tests "," test`
+        if len(children) == 1:
+            return [children[0]]
+        children[0].append(children[2])
+        return children[0]
+
+    @staticmethod
+    def elsif_branches(children):
+        if len(children) == 1:
+            return [children[0]]
+        children[0].append(children[1])
+        return children[0]
+
+    vacation_options = elsif_branches
+
+    @staticmethod
+    def match(children):
+        return children[0]
+
+    size_op = copy = match
+
+    _SYMBOLS = frozenset({"(", ")", ",", ";", "{", "}"})
+
+    @classmethod
+    def node(cls, kind: str, children) -> SieveNode:
+        # children[0] is the keyword (`fileinto`, `header`…); later tokens are arguments.
+        texts = tuple(_text(c) for c in children[1:]
+                      if isinstance(c, Tok) and c.value not in cls._SYMBOLS)
+        nested = []
+        for child in children:
+            if isinstance(child, list):  # elsif branches, test lists, vacation options
+                nested.extend(child)
+            elif isinstance(child, _Part):  # a `{ … }` body stays one tuple
+                nested.append(child.items)
+            elif not isinstance(child, Tok):
+                nested.append(child)
+        return SieveNode(kind, texts, tuple(nested), _span(children))
+
+
+def _callback_for(rule):
+    name = str(rule.origin.name)
+    method = getattr(Builder, name, None)
+    if method is not None:
+        return method
+    if name.startswith("_") or rule.options.expand1:
+        def pass_through(children):
+            return children[0] if len(children) == 1 else Builder.node(name.lstrip("_"), children)
+        return pass_through
+    return functools.partial(Builder.node, name)
+
+
+@functools.cache
+def _grammar() -> str:
+    return resources.files("mailspec.grammar").joinpath("mailspec.lark").read_text("utf-8")
+
+
+@functools.cache
+def _driver() -> Driver:
+    lark = Lark(_grammar(), parser="lalr")  # only for its tables and terminals
+    errors.name_terminals(lark.terminals)
+    return Driver(lark, _callback_for)
+
+
+def parse(file: str, text: str) -> tuple:
+    """The top-level nodes of `text`. `file` names it in spans and diagnostics."""
+    try:
+        return _driver().parse(file, text)
+    except ParseError as error:
+        raise SpecError([_syntax_diagnostic(text, error)]) from None
+
+
+def _syntax_diagnostic(text: str, error: ParseError):
+    if error.token is None and error.span.start < len(text):
+        return errors.unexpected_character(error.span, text)
+    if error.token is None:
+        return errors.unexpected_end(error.span, error.expected)
+    return errors.unexpected_token(error.span, error.token.value, error.token.type, error.expected)
