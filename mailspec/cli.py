@@ -11,7 +11,7 @@ from mailspec.diagnostics import render_all_json, render_all_text
 from mailspec.emit import write_tree
 from mailspec.pipeline import Result, check, compile_files
 
-EXIT_OK, EXIT_SPEC, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
 FORMAT = click.option("--format", "output_format", type=click.Choice(["human", "json"]),
                       default="human", show_default=True, help="How to print diagnostics.")
@@ -34,7 +34,19 @@ def _report(result: Result, output_format: str) -> None:
         click.echo(render_all_text(result.diagnostics, result.sources), nl=False, err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as error:  # a bug in mailspec, never the user's fault: no traceback
+            click.echo(f"error: internal error in mailspec ({type(error).__name__}: {error}); "
+                       "please report it with the spec that caused it", err=True)
+            sys.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mailspec")
 def main() -> None:
     """mailspec: describe a Postfix + Dovecot + Sieve mail server in typed .mailspec

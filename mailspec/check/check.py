@@ -28,6 +28,9 @@ class Checker:
         self.locals: dict[str, list[str]] = {}  # domain -> declared local parts (for "did you mean")
 
     def run(self) -> list[Diagnostic]:
+        backend = self.spec.server.backend
+        if backend.kind is model.BackendKind.MYSQL:
+            self.out.append(errors.backend_not_ready(backend.span))
         self.index_domains()
         self.index_addresses()
         self.check_references()
@@ -208,7 +211,8 @@ class Checker:
                 on_path.discard(node)
                 done.add(node)
 
-            visit(start, graph[start][0][1])
+            if graph[start]:
+                visit(start, graph[start][0][1])
 
     # ---------------------------------------------------------------- mailboxes
 

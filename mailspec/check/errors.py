@@ -126,3 +126,8 @@ def sieve_never_runs(span: Span, address: Address) -> Diagnostic:
     return Diagnostic.warning("W0503", f"the sieve rules and auto-reply of `{address}` never run", span,
                               "all mail to this mailbox is forwarded",
                               help="add `keep_copy` to keep a local copy that the rules act on")
+
+
+def backend_not_ready(span: Span) -> Diagnostic:
+    return Diagnostic.error("E0418", "the mysql backend is not implemented in this version", span,
+                            "not available yet", help="use `backend files` (the default) for now")

@@ -467,6 +467,11 @@ class Lowerer:
         })
         if got.get("post") is _FAILED:
             del got["post"]
+        if not got.get("members"):
+            if not any(isinstance(n, Entry) and n.key == "members" for n in entry.body):
+                self.error(errors.missing_setting(entry.key_span, f"list `{local}`", "members",
+                                                  "members alice, bob@example.net"))
+            return None
         return model.MailingList(local=local, span=entry.span, **got)
 
 

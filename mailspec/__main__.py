@@ -1,0 +1,3 @@
+from mailspec.cli import main
+
+main()

@@ -1,0 +1,172 @@
+"""Every valid fixture's output is accepted by the real Postfix, Dovecot and Pigeonhole,
+and the lmdb maps, queried with the real postmap, route mail as the model says."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import VALID, checked, compile_fixture, need_root, need_tool, valid_spec, write_tree
+from mailspec.pipeline import compile_files
+from mailspec.semantics import resolve
+
+MAPS = ("virtual_domains", "virtual_alias_domains", "virtual_mailboxes", "virtual_aliases",
+        "sender_login", "recipient_access", "sender_access", "list_access")
+
+
+@pytest.fixture(params=VALID)
+def deploy(request, tmp_path):
+    write_tree(compile_fixture(request.param), tmp_path)
+    return tmp_path
+
+
+def test_postconf_has_no_warnings(deploy):
+    postconf = need_tool("postconf")
+    run = subprocess.run([postconf, "-c", str(deploy / "postfix"), "-n"], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert "virtual_transport = lmtp:unix:private/dovecot-lmtp" in run.stdout
+
+
+def test_postfix_check_is_clean(deploy):
+    need_root()
+    postfix = need_tool("postfix")
+    script = need_tool("script")
+    config = deploy / "postfix"
+    # Its own queue and data directories, so the check touches nothing of the host's.
+    for name in ("queue", "data"):
+        (deploy / name).mkdir()
+    shutil.chown(deploy / "data", "postfix")
+    with open(config / "main.cf", "a") as main_cf:
+        main_cf.write(f"queue_directory = {deploy / 'queue'}\ndata_directory = {deploy / 'data'}\n")
+    # postfix check writes to syslog unless stderr is a terminal: give it one.
+    run = subprocess.run([script, "-qec", f"{postfix} -c {config} check", "/dev/null"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == "", run.stdout
+
+
+def test_maps_index_with_postmap(deploy):
+    postmap = need_tool("postmap")
+    names = MAPS + tuple(p.name for p in (deploy / "postfix").glob("list_*_*"))
+    for name in names:
+        run = subprocess.run([postmap, f"lmdb:{deploy / 'postfix' / name}"], capture_output=True, text=True)
+        assert run.returncode == 0 and run.stderr == "", (name, run.stderr)
+
+
+def test_doveconf_accepts(deploy):
+    doveconf = need_tool("doveconf")
+    run = subprocess.run([doveconf, "-c", str(deploy / "dovecot" / "dovecot.conf"), "-n"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "Warning" not in run.stderr, run.stderr
+
+
+def test_sievec_compiles_every_script(deploy, tmp_path_factory):
+    sievec = need_tool("sievec")
+    scripts = sorted((deploy / "sieve").rglob("*.sieve")) if (deploy / "sieve").exists() else []
+    out = tmp_path_factory.mktemp("svbin")
+    for script in scripts:
+        run = subprocess.run([sievec, str(script), str(out / "x.svbin")], capture_output=True, text=True)
+        assert run.returncode == 0, (script, run.stdout, run.stderr)
+
+
+# ---------------------------------------------------------------- routing vs the model
+
+class Postfix:
+    """Virtual alias expansion done the way Postfix does it, on the real lmdb maps."""
+
+    def __init__(self, config, delimiter: str):
+        self.config = config
+        self.delimiter = delimiter
+        self.postmap = need_tool("postmap")
+
+    @functools.cache
+    def query(self, table: str, key: str) -> str | None:
+        run = subprocess.run([self.postmap, "-q", key, f"lmdb:{self.config / table}"],
+                             capture_output=True, text=True)
+        assert run.stderr == "", run.stderr
+        return run.stdout.strip() if run.returncode == 0 else None
+
+    def lookup(self, table: str, address: str) -> tuple[str | None, str]:
+        """(result, unmatched extension): full address, then without extension, then @domain."""
+        local, _, domain = address.rpartition("@")
+        found = self.query(table, address)
+        if found is not None:
+            return found, ""
+        base, _, extension = local.partition(self.delimiter)
+        if extension:
+            found = self.query(table, f"{base}@{domain}")
+            if found is not None:
+                return found, extension
+        return self.query(table, f"@{domain}"), ""
+
+    def expand(self, address: str, depth: int = 0) -> set[str]:
+        assert depth < 20, f"alias loop at {address}"
+        found, extension = self.lookup("virtual_aliases", address)
+        if found is None:
+            return {address}
+        final = set()
+        for result in found.split(","):
+            if extension:
+                local, _, domain = result.rpartition("@")
+                result = f"{local}{self.delimiter}{extension}@{domain}"
+            if result.lower() == address.lower():
+                final.add(result)  # an address that maps to itself is delivered as is
+            else:
+                final |= self.expand(result, depth + 1)
+        return final
+
+    def served(self, domain: str) -> bool:
+        return any(self.query(t, domain) for t in ("virtual_domains", "virtual_alias_domains"))
+
+    def deliverable(self, address: str) -> bool:
+        domain = address.rpartition("@")[2]
+        if not self.served(domain):
+            return True
+        return self.lookup("virtual_mailboxes", address)[0] is not None
+
+
+def declared_addresses(spec) -> list[str]:
+    addresses = []
+    for domain in spec.domains:
+        names = [domain.name, *(a.name for a in domain.also)]
+        locals_ = [m.local for m in domain.mailboxes] + [a.local for a in domain.aliases] + \
+                  [l.local for l in domain.lists] + \
+                  [r.address.local for m in domain.mailboxes for r in m.aliases]
+        for local in locals_:
+            addresses += [f"{local}@{name}" for name in names]
+        addresses += [f"{locals_[0]}+tag@{domain.name}"] if locals_ else []
+        addresses.append(f"nobody-here@{domain.name}")
+    return sorted(set(addresses))
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_postmap_routes_like_the_model(name, tmp_path):
+    need_tool("postmap")
+    result = checked(valid_spec(name))
+    write_tree(compile_files(result), tmp_path)
+    config = tmp_path / "postfix"
+    for table in MAPS:
+        subprocess.run(["postmap", f"lmdb:{config / table}"], check=True)
+    postfix = Postfix(config, result.spec.server.recipient_delimiter)
+    for address in declared_addresses(result.spec):
+        expected = resolve(result.spec, address)
+        refused = postfix.lookup("recipient_access", address)[0]
+        if expected.rejected:
+            routed = postfix.expand(address)
+            refused_by_postfix = refused is not None or not all(postfix.deliverable(a) for a in routed) \
+                or _plus_refused(config, address)
+            assert refused_by_postfix, (address, expected.rejected, routed)
+            continue
+        assert refused is None, (address, refused)
+        routed = postfix.expand(address)
+        assert routed == set(expected.recipients), address
+        assert all(postfix.deliverable(a) for a in routed), (address, routed)
+
+
+def _plus_refused(config, address: str) -> bool:
+    run = subprocess.run(["postmap", "-q", address, f"regexp:{config / 'plus_disabled'}"],
+                         capture_output=True, text=True)
+    return run.returncode == 0 and run.stdout.startswith("REJECT")
