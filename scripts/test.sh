@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the test dependencies (apt packages, a virtualenv) and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  postfix postfix-lmdb dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve \
+  dovecot-managesieved ssl-cert util-linux python3-venv >/dev/null
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]'
+set +e
+.venv/bin/python -m pytest -n 2 -q -p no:cacheprovider tests
+status=$?
+set -e
+if [ "$status" = 5 ]; then echo "no tests were collected" >&2; exit 1; fi
+exit "$status"
