@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import bisect
+import functools
+import re
 from typing import NamedTuple
 
 
@@ -33,7 +35,11 @@ class Source:
     def __init__(self, path: str, text: str):
         self.path = path
         self.text = text
-        self._line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+
+    @functools.cached_property
+    def _line_starts(self) -> list[int]:
+        # Only needed to render a diagnostic, so computed on first use.
+        return [0] + [m.end() for m in re.finditer("\n", self.text)]
 
     def position(self, offset: int) -> Position:
         offset = max(0, min(offset, len(self.text)))
