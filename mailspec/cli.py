@@ -96,8 +96,9 @@ def compile_command(files: tuple[str, ...], output: str, output_format: str) -> 
     _report(result, output_format)
     if not result.ok:
         sys.exit(EXIT_SPEC)
+    files = compile_files(result)
     try:
-        write_tree(compile_files(result), output)
+        write_tree(files, output)
     except OSError as error:
         click.echo(f"error: cannot write `{output}`: {(error.strerror or str(error)).lower()}", err=True)
         sys.exit(EXIT_USAGE)
