@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 
@@ -27,11 +28,21 @@ class Result:
         return self.spec is not None and not any(d.is_error for d in self.diagnostics)
 
 
+@contextlib.contextmanager
+def _no_gc():
+    """The passes build millions of small acyclic objects: collections only cost time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def check(roots: list[str]) -> Result:
     """Load, parse, lower and check; OSError if a root file cannot be read."""
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # the passes build many small acyclic objects; collections only cost time
-    try:
+    with _no_gc():
         loaded = load(roots)
         diagnostics = list(loaded.diagnostics)
         spec = None
@@ -42,12 +53,10 @@ def check(roots: list[str]) -> Result:
             if spec is not None:
                 diagnostics += check_spec(spec)
         return Result(spec, tuple(diagnostics), loaded.sources)
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def compile_files(result: Result) -> dict[str, str]:
     """The deploy tree of a checked spec: {relative path: text}."""
     assert result.ok
-    return emit_all(result.spec)
+    with _no_gc():
+        return emit_all(result.spec)

@@ -68,6 +68,14 @@ class Lowerer:
         parsed = [self.typed(v, parse, *args) for v in entry.values]
         return [p for p in parsed if p is not _FAILED]
 
+    def store(self, got: dict, key: str, parse: Callable, expected: str, *args) -> Callable:
+        """A handler that parses a statement's single value into got[key] (if valid)."""
+        def handle(entry: Entry) -> None:
+            result = self.one(entry, parse, expected, *args)
+            if result is not _FAILED:
+                got[key] = result
+        return handle
+
     def flag(self, entry: Entry) -> bool:
         if not entry.values:
             return True
@@ -181,11 +189,7 @@ class Lowerer:
         got: dict = {}
 
         def setter(key: str, parse: Callable, expected: str):
-            def handle(node: Entry):
-                result = self.one(node, parse, expected)
-                if result is not _FAILED:
-                    got[key] = result
-            return handle
+            return self.store(got, key, parse, expected)
 
         def networks(node):
             got["networks"] = tuple(self.many(node, values.network, "one or more networks"))
@@ -240,7 +244,7 @@ class Lowerer:
         parts: dict = {}
         if entry.body is not None:
             def put(key, parse, expected, *args):
-                return lambda n: parts.__setitem__(key, self.one(n, parse, expected, *args))
+                return self.store(parts, key, parse, expected, *args)
             self.settings(entry, "a mysql backend block", {
                 "host": put("host", values.hostname, "a host name"),
                 "port": put("port", values.integer, "a port number", 1, 65535),
@@ -249,8 +253,7 @@ class Lowerer:
                 "user": put("user", _system_name, "a user name"),
                 "password_file": put("password_file", _path, "a file path"),
             })
-        return model.Backend(kind=kind, span=entry.span,
-                             **{k: v for k, v in parts.items() if v is not _FAILED})
+        return model.Backend(kind=kind, span=entry.span, **parts)
 
     def filters(self, entry: Entry) -> model.Filters:
         got: dict = {}
@@ -267,11 +270,7 @@ class Lowerer:
                 n, address_or_domain, "addresses or domains")))))
 
         def one(key, parse, expected):
-            def handle(n):
-                result = self.one(n, parse, expected)
-                if result is not _FAILED:
-                    got[key] = result
-            return handle
+            return self.store(got, key, parse, expected)
 
         self.settings(entry, "the filters block", {
             "reject_sender": listed("reject_senders"),
@@ -327,12 +326,8 @@ class Lowerer:
         if not self.block_body(entry, "limits { mailboxes 50; quota 10 GiB; message_size 25 MiB }"):
             return model.Limits()
 
-        def put(key, parse, expected):
-            def handle(node):
-                result = self.one(node, parse, expected)
-                if result is not _FAILED:
-                    got[key] = result
-            return handle
+        def put(key, parse, expected, *args):
+            return self.store(got, key, parse, expected, *args)
 
         self.settings(entry, "a limits block", {
             "mailboxes": put("mailboxes", values.integer, "a whole number"),
@@ -375,12 +370,8 @@ class Lowerer:
             if found is not None:
                 got["password"] = attrs.evolve(found, file=path)
 
-        def put(key, parse, expected):
-            def handle(node):
-                result = self.one(node, parse, expected)
-                if result is not _FAILED:
-                    got[key] = result
-            return handle
+        def put(key, parse, expected, *args):
+            return self.store(got, key, parse, expected, *args)
 
         self.settings(entry, "a mailbox block", {
             "password": password,
@@ -415,11 +406,7 @@ class Lowerer:
         got: dict = {}
 
         def put(key, parse, expected, *args):
-            def handle(node):
-                result = self.one(node, parse, expected, *args)
-                if result is not _FAILED:
-                    got[key] = result
-            return handle
+            return self.store(got, key, parse, expected, *args)
 
         self.settings(entry, "an auto_reply block", {
             "subject": put("subject", _one_line, "one quoted string"),
