@@ -96,7 +96,6 @@ def domain(text: str) -> str:
 
 
 # RFC 5322 dot-atom, ASCII only: what Postfix and Dovecot handle without SMTPUTF8.
-_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*/=?^_`{|}~+-]+)*")
 _LOCAL_WITH_PLUS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 
 
