@@ -49,7 +49,7 @@ class Driver:
         # another value, it starts the next statement (`keep_copy` ⏎ `send_only`).
         self.statement_keywords = {
             rule.expansion[0].name for rule in lark.rules if rule.origin.name == "key"}
-        self.punctuation: dict[str, str] = {}
+        self.punctuation: dict[str, str] = {}  # literal -> terminal name
         self.keywords: dict[str, str] = {}
         patterns: dict[str, str] = {}
         for terminal in lark.terminals:
@@ -59,15 +59,18 @@ class Driver:
                 table_for[pattern.value] = terminal.name
             else:
                 patterns[terminal.name] = pattern.to_regexp()
-        # What the grammar ignores (WS and COMMENT), one character or comment at a time:
-        # `(?:[ \t]+)*` would backtrack exponentially before a bad character.
+        # What the grammar ignores (WS and COMMENT). Possessive, so that a bad character
+        # after a long run of blanks does not make the regex backtrack through it.
         assert set(lark.ignore_tokens) == {"WS", "COMMENT"}, lark.ignore_tokens
-        skip = r"[ \t\r\n\f]|#[^\n]*"
+        skip = r"[ \t\r\n\f]++|#[^\n]*+"
         punctuation = "|".join(re.escape(p) for p in sorted(self.punctuation, key=len, reverse=True))
         # Group 1 is what was skipped; then exactly one token kind.
-        self.skip_re = re.compile(rf"(?:{skip})*")
+        self.skip_re = re.compile(rf"(?:{skip})*+")
+        self.statement_words = frozenset(
+            literal for literal, name in self.keywords.items() if name in self.statement_keywords)
+        self.item_words = self.statement_words | {"sieve"}
         self.token_re = re.compile(
-            rf"((?:{skip})*)(?:(?P<WORD>{patterns['WORD']})|(?P<STRING>{patterns['STRING']})"
+            rf"((?:{skip})*+)(?:(?P<WORD>{patterns['WORD']})|(?P<STRING>{patterns['STRING']})"
             rf"|(?P<P>{punctuation}))")
 
     def parse(self, file: str, text: str):

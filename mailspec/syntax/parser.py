@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import re
 from importlib import resources
 
 from lark import Lark
@@ -12,15 +11,8 @@ from mailspec.diagnostics import SpecError
 from mailspec.source import Span
 from mailspec.syntax import errors
 from mailspec.syntax.driver import Driver, ParseError, Tok
+from mailspec.syntax.fast import Fallback, FastParser, unescape
 from mailspec.syntax.tree import Entry, SieveNode, Text, Value
-
-_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
-_ESCAPE = re.compile(r"\\(.)")
-
-
-def _unescape(quoted: str) -> str:
-    return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), quoted[1:-1])
-
 
 def _span(children) -> Span:
     last = children[-1]
@@ -29,7 +21,7 @@ def _span(children) -> Span:
 
 def _text(token: Tok) -> Text:
     if token.type == "STRING":
-        return Text(_unescape(token.value), token.span, True)
+        return Text(unescape(token.value), token.span, True)
     return Text(token.value, token.span, False)
 
 
@@ -181,8 +173,13 @@ def _driver() -> Driver:
 
 def parse(file: str, text: str) -> tuple:
     """The top-level nodes of `text`. `file` names it in spans and diagnostics."""
+    driver = _driver()
     try:
-        return _driver().parse(file, text)
+        return FastParser(driver, file, text).parse()
+    except Fallback:
+        pass
+    try:
+        return driver.parse(file, text)
     except ParseError as error:
         raise SpecError([_syntax_diagnostic(text, error)]) from None
 

@@ -1,0 +1,127 @@
+"""The recursive-descent fast path must agree with the grammar-driven LALR driver:
+wherever it returns a tree, the driver returns the same tree (spans included)."""
+
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mailspec.syntax.driver import ParseError
+from mailspec.syntax.fast import BARE_ACTIONS, MATCHES, SIZE_OPS, TEXT_ACTIONS, TEXT_TESTS, \
+    Fallback, FastParser
+from mailspec.syntax.parser import _driver
+
+FIXTURES = Path(__file__).parents[2] / "fixtures"
+DRIVER = _driver()
+
+
+def both(text: str):
+    """(fast result or Fallback, driver result or ParseError)."""
+    try:
+        fast = FastParser(DRIVER, "t", text).parse()
+    except Fallback:
+        fast = Fallback
+    try:
+        slow = DRIVER.parse("t", text)
+    except ParseError:
+        slow = ParseError
+    return fast, slow
+
+
+def assert_agree(text: str) -> None:
+    fast, slow = both(text)
+    if fast is not Fallback:
+        assert fast == slow, text
+
+
+def test_every_fixture_takes_the_fast_path_when_valid():
+    texts = [p.read_text("utf-8") for p in sorted(FIXTURES.rglob("*.mailspec"))]
+    assert len(texts) > 50
+    for text in texts:
+        fast, slow = both(text)
+        if slow is not ParseError:
+            assert fast == slow, text[:200]
+        else:
+            assert fast is Fallback
+
+
+def test_sieve_keywords_match_the_grammar():
+    literals = set(DRIVER.keywords)
+    used = MATCHES | SIZE_OPS | set(TEXT_TESTS) | set(TEXT_ACTIONS) | BARE_ACTIONS
+    assert used <= literals
+    assert {"if", "elsif", "else", "allof", "anyof", "not", "true", "false", "size",
+            "redirect", "copy", "vacation", "subject", "days", "sieve"} <= literals
+
+
+# ---------------------------------------------------------------- generated text
+
+KEYWORDS = sorted(_driver().keywords)
+WORDS = st.sampled_from(KEYWORDS + ["alice", "example.org", "25", "MiB", "a@b.c", "10.0.0.0/8"])
+STRINGS = st.sampled_from(['"x"', '"a \\"q\\" \\\\ b"', '""', '"é\\n"', '"{;}"'])
+GAPS = st.sampled_from([" ", "\n", "  ", " # note\n", "\t", ""])
+
+
+def joined(tokens: list[str]):
+    """The tokens as text, each followed by whitespace, a comment or nothing."""
+    return st.lists(GAPS, min_size=len(tokens), max_size=len(tokens)).map(
+        lambda gaps: "".join(t + g for t, g in zip(tokens, gaps)))
+
+
+SIEVE_TEST = st.deferred(lambda: st.one_of(
+    st.builds(lambda k, a, m, b: [k, a, m, b], st.sampled_from(["header", "address", "envelope"]),
+              WORDS | STRINGS, st.sampled_from(sorted(MATCHES)), WORDS | STRINGS),
+    st.builds(lambda o, n, u: ["size", o, n] + u, st.sampled_from(sorted(SIZE_OPS)), WORDS,
+              st.sampled_from([[], ["K"], ["if"]])),
+    st.builds(lambda t: ["exists", t], WORDS | STRINGS),
+    st.builds(lambda k, ts: [k, "("] + sum(([*t, ","] for t in ts), [])[:-1] + [")"],
+              st.sampled_from(["allof", "anyof"]), st.lists(SIEVE_TEST, min_size=1, max_size=3)),
+    st.builds(lambda t: ["not"] + t, SIEVE_TEST),
+    st.sampled_from([["true"], ["false"]]),
+))
+SIEVE_COMMAND = st.deferred(lambda: st.one_of(
+    st.builds(lambda k, t: [k, t], st.sampled_from(sorted(TEXT_ACTIONS)), WORDS | STRINGS),
+    st.sampled_from([[k] for k in sorted(BARE_ACTIONS)] + [[";"]]),
+    st.builds(lambda t, c: ["redirect", t] + c, WORDS | STRINGS, st.sampled_from([[], ["copy"]])),
+    st.builds(lambda t, o: ["vacation", t] + sum(o, []), WORDS | STRINGS, st.lists(
+        st.one_of(st.builds(lambda s: ["subject", s], WORDS | STRINGS),
+                  st.builds(lambda d: ["days", d], WORDS)), max_size=2)),
+    st.builds(lambda t, b, e: ["if"] + t + b + e, SIEVE_TEST, st.deferred(lambda: SIEVE_BODY),
+              st.sampled_from([[], ["else", "{", "}"], ["elsif", "true", "{", "keep", "}"]])),
+))
+SIEVE_BODY = st.lists(SIEVE_COMMAND, max_size=3).map(lambda cs: ["{"] + sum(cs, []) + ["}"])
+
+VALUE = st.lists(WORDS | STRINGS, min_size=1, max_size=3)
+VALUES = st.lists(VALUE, min_size=1, max_size=3).map(lambda vs: sum(([*v, ","] for v in vs), [])[:-1])
+ENTRY = st.deferred(lambda: st.builds(
+    lambda k, v, a, b: [k] + v + a + b,
+    st.sampled_from(sorted(DRIVER.statement_words)),
+    st.one_of(st.just([]), VALUES),
+    st.one_of(st.just([]), VALUES.map(lambda v: ["->"] + v)),
+    st.one_of(st.just([]), st.lists(ITEM, max_size=3).map(lambda items: ["{"] + sum(items, []) + ["}"])),
+))
+ITEM = st.one_of(ENTRY, SIEVE_BODY.map(lambda b: ["sieve"] + b), st.just([";"]))
+SPEC = st.lists(ITEM, max_size=4).map(lambda items: sum(items, []))
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(SPEC.flatmap(joined))
+def test_fast_path_agrees_on_grammatical_text(text):
+    fast, slow = both(text)
+    assert fast == slow or (fast is Fallback and slow is ParseError), text
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(SPEC, st.data())
+def test_fast_path_agrees_on_mutated_text(tokens, data):
+    for _ in range(data.draw(st.integers(1, 3))):
+        where = data.draw(st.integers(0, len(tokens)))
+        if tokens and data.draw(st.booleans()):
+            del tokens[min(where, len(tokens) - 1)]
+        else:
+            tokens.insert(where, data.draw(WORDS | STRINGS | st.sampled_from(list("{}(),;") + ["->"])))
+    assert_agree(data.draw(joined(tokens)))
+
+
+@given(st.lists(st.sampled_from(list('ab "\\{};,()->#\n') + KEYWORDS), max_size=40).map("".join))
+def test_fast_path_agrees_on_arbitrary_text(text):
+    assert_agree(text)
