@@ -53,244 +53,226 @@ class FastParser:
     def parse(self) -> tuple:
         self.tokens = self._tokens(self.text)
         self.index = 0
-        items = self._items(None)
-        if self.index != len(self.tokens):
-            raise Fallback
-        return tuple(items)
+        return tuple(self._items("$END"))
 
     # ------------------------------------------------------------ tokens
 
     def _tokens(self, text: str) -> list[tuple]:
-        """(kind, text, span, newline before); kind is W, S or the punctuation itself."""
+        """(kind, Text, newline before) per token, then an end marker. The kind is W for a
+        word, S for a string and the symbol itself for punctuation."""
         tokens = []
         append = tokens.append
         file = self.file
+        new = tuple.__new__  # NamedTuple construction without a Python-level __new__ call
         position = 0
-        for match in iter(self.token_re.scanner(text).match, None):
-            skipped, word, string, symbol = match.groups()
+        for skipped, word, string, symbol in map(re.Match.groups,
+                                                 iter(self.token_re.scanner(text).match, None)):
             start = position + len(skipped)
             if word is not None:
                 position = start + len(word)
-                append(("W", word, Span(file, start, position), "\n" in skipped))
+                append(("W", new(Text, (word, new(Span, (file, start, position)), False)),
+                        "\n" in skipped))
             elif string is not None:
                 position = start + len(string)
-                append(("S", string, Span(file, start, position), False))
+                append(("S", new(Text, (unescape(string), new(Span, (file, start, position)), True)),
+                        False))
             else:
                 position = start + len(symbol)
-                append((symbol, symbol, Span(file, start, position), False))
+                append((symbol, new(Text, (symbol, new(Span, (file, start, position)), False)),
+                        False))
         if self.skip_re.match(text, position).end() != len(text):
             raise Fallback
+        append(("$END", Text("", Span(file, len(text), len(text)), False), True))
         return tokens
 
-    def _peek(self) -> tuple | None:
-        return self.tokens[self.index] if self.index < len(self.tokens) else None
+    def _take(self) -> Text:
+        self.index += 1
+        return self.tokens[self.index - 1][1]
 
-    def _expect(self, kind: str) -> tuple:
-        token = self._peek()
-        if token is None or token[0] != kind:
+    def _expect(self, kind: str) -> Text:
+        token = self.tokens[self.index]
+        if token[0] != kind:
             raise Fallback
         self.index += 1
-        return token
-
-    @staticmethod
-    def _text(token) -> Text:
-        if token[0] == "S":
-            return Text(unescape(token[1]), token[2], True)
-        return Text(token[1], token[2], False)
+        return token[1]
 
     # ------------------------------------------------------------ statements
 
-    def _items(self, closing: str | None) -> list:
-        """Entries and sieve blocks up to `closing` (`}`), or to the end of the text."""
+    def _items(self, closing: str) -> list:
+        """Entries and sieve blocks up to `closing`: `}` or the end of the text."""
         items = []
         tokens = self.tokens
-        while self.index < len(tokens):
-            kind, word = tokens[self.index][:2]
+        while True:
+            kind, text, _ = tokens[self.index]
             if kind == ";":
                 self.index += 1
             elif kind == closing:
                 return items
-            elif kind == "W" and word == "sieve":
+            elif kind == "W" and text.value == "sieve":
                 items.append(self._sieve_block())
-            elif kind == "W" and word in self.statement_words:
+            elif kind == "W" and text.value in self.statement_words:
                 items.append(self._entry())
             else:
                 raise Fallback
-        if closing is not None:
-            raise Fallback
-        return items
 
     def _entry(self) -> Entry:
-        key = self.tokens[self.index]
-        self.index += 1
+        key = self._take()
         values, targets, body = (), None, None
-        end = key[2]
+        end = key.span
         if self._value_starts(after_key=True):
             values, end = self._values()
-        token = self._peek()
-        if token is not None and token[0] == "->":
+        kind = self.tokens[self.index][0]
+        if kind == "->":
             self.index += 1
             targets, end = self._values()
-            token = self._peek()
-        if token is not None and token[0] == "{":
+            kind = self.tokens[self.index][0]
+        if kind == "{":
             self.index += 1
             body = tuple(self._items("}"))
-            end = self._expect("}")[2]
-        return Entry(key[1], key[2], values, targets, body, key[2].to(end))
+            end = self._expect("}").span
+        return Entry(key.value, key.span, values, targets, body, Span(key.span.file, key.span.start,
+                                                                       end.end))
 
     def _value_starts(self, after_key: bool = False) -> bool:
         """Whether the next token continues a value (the driver's contextual keyword rule)."""
-        token = self._peek()
-        if token is None or token[0] == "S":
-            return token is not None
-        if token[0] != "W":
+        kind, text, newline_before = self.tokens[self.index]
+        if kind == "S":
+            return True
+        if kind != "W":
             return False
-        if token[1] not in self.item_words:
+        if text.value not in self.item_words:
             return True
         # A statement keyword is a value only right after the key, on the same line.
-        return after_key and not token[3]
+        return after_key and not newline_before
 
     def _values(self) -> tuple[tuple[Value, ...], Span]:
-        values = [self._value(first_after_key=True)]
-        while self._peek() is not None and self._peek()[0] == ",":
+        values = [self._value()]
+        while self.tokens[self.index][0] == ",":
             self.index += 1
-            values.append(self._value(first_after_key=None))
+            values.append(self._value())
         return tuple(values), values[-1].span
 
-    def _value(self, first_after_key) -> Value:
+    def _value(self) -> Value:
         """Words and strings up to a comma, arrow, brace or the next statement."""
-        token = self._peek()
-        if token is None or token[0] not in ("W", "S"):
-            raise Fallback
-        self.index += 1
-        texts = [self._text(token)]
+        texts = [self._word_or_string()]
         while self._value_starts():
-            texts.append(self._text(self.tokens[self.index]))
-            self.index += 1
-        return Value(tuple(texts), texts[0].span.to(texts[-1].span))
+            texts.append(self._take())
+        first, last = texts[0].span, texts[-1].span
+        return Value(tuple(texts), Span(first.file, first.start, last.end))
 
     # ------------------------------------------------------------ sieve
 
     def _sieve_block(self) -> SieveNode:
-        keyword = self.tokens[self.index]
-        self.index += 1
+        keyword = self._take()
         commands, end = self._sieve_body()
-        return SieveNode("sieve_block", (), (commands,), keyword[2].to(end))
+        return SieveNode("sieve_block", (), (commands,), keyword.span.to(end))
 
     def _sieve_body(self) -> tuple[tuple, Span]:
         self._expect("{")
         commands = []
         while True:
-            token = self._peek()
-            if token is None:
-                raise Fallback
-            if token[0] == "}":
+            kind, text, _ = self.tokens[self.index]
+            if kind == "}":
                 self.index += 1
-                return tuple(commands), token[2]
-            if token[0] == ";":
+                return tuple(commands), text.span
+            if kind == ";":
                 self.index += 1
             else:
                 commands.append(self._command())
 
-    def _keyword(self) -> tuple:
-        token = self._peek()
-        if token is None or token[0] != "W":
-            raise Fallback
-        self.index += 1
-        return token
+    def _keyword(self) -> Text:
+        return self._expect("W")
 
-    def _sieve_text(self) -> Text:
-        token = self._peek()
-        if token is None or token[0] not in ("W", "S"):
+    def _word_or_string(self) -> Text:
+        """One word or string, whatever the word is."""
+        kind, text, _ = self.tokens[self.index]
+        if kind != "W" and kind != "S":
             raise Fallback
         self.index += 1
-        return self._text(token)
+        return text
 
     def _command(self) -> SieveNode:
         keyword = self._keyword()
-        name = keyword[1]
+        name = keyword.value
         if name == "if":
             test = self._test()
             body, end = self._sieve_body()
             nested = [test, body]
             while self._next_word_is("elsif"):
-                start = self._keyword()[2]
+                start = self._keyword().span
                 test = self._test()
                 body, end = self._sieve_body()
                 nested.append(SieveNode("elsif_branch", (), (test, body), start.to(end)))
             if self._next_word_is("else"):
-                start = self._keyword()[2]
+                start = self._keyword().span
                 body, end = self._sieve_body()
                 nested.append(SieveNode("else_branch", (), (body,), start.to(end)))
-            return SieveNode("if_command", (), tuple(nested), keyword[2].to(end))
+            return SieveNode("if_command", (), tuple(nested), keyword.span.to(end))
         if name in TEXT_ACTIONS:
-            text = self._sieve_text()
-            return SieveNode(name, (text,), (), keyword[2].to(text.span))
+            text = self._word_or_string()
+            return SieveNode(name, (text,), (), keyword.span.to(text.span))
         if name in BARE_ACTIONS:
-            return SieveNode(name, (), (), keyword[2])
+            return SieveNode(name, (), (), keyword.span)
         if name == "redirect":
-            texts = [self._sieve_text()]
+            texts = [self._word_or_string()]
             if self._next_word_is("copy"):
-                texts.append(self._text(self._keyword()))
-            return SieveNode(name, tuple(texts), (), keyword[2].to(texts[-1].span))
+                texts.append(self._keyword())
+            return SieveNode(name, tuple(texts), (), keyword.span.to(texts[-1].span))
         if name == "vacation":
             return self._vacation(keyword)
         raise Fallback
 
     def _vacation(self, keyword) -> SieveNode:
-        text = self._sieve_text()
+        text = self._word_or_string()
         options = []
         while True:
             if self._next_word_is("subject"):
                 option = self._keyword()
-                value = self._sieve_text()
-                options.append(SieveNode("vacation_subject", (value,), (), option[2].to(value.span)))
+                value = self._word_or_string()
+                options.append(SieveNode("vacation_subject", (value,), (), option.span.to(value.span)))
             elif self._next_word_is("days"):
                 option = self._keyword()
-                token = self._expect("W")
-                options.append(SieveNode("vacation_days", (self._text(token),), (),
-                                         option[2].to(token[2])))
+                days = self._expect("W")
+                options.append(SieveNode("vacation_days", (days,), (), option.span.to(days.span)))
             else:
                 break
         end = options[-1].span if options else text.span
-        return SieveNode("vacation", (text,), tuple(options), keyword[2].to(end))
+        return SieveNode("vacation", (text,), tuple(options), keyword.span.to(end))
 
     def _next_word_is(self, word: str) -> bool:
-        token = self._peek()
-        return token is not None and token[0] == "W" and token[1] == word
+        kind, text, _ = self.tokens[self.index]
+        return kind == "W" and text.value == word
 
     def _test(self) -> SieveNode:
         keyword = self._keyword()
-        name = keyword[1]
+        name = keyword.value
         if name in TEXT_TESTS:
-            texts = [self._sieve_text()]
+            texts = [self._word_or_string()]
             if TEXT_TESTS[name] == 3:
                 match = self._keyword()
-                if match[1] not in MATCHES:
+                if match.value not in MATCHES:
                     raise Fallback
-                texts += [self._text(match), self._sieve_text()]
-            return SieveNode(f"{name}_test", tuple(texts), (), keyword[2].to(texts[-1].span))
+                texts += [match, self._word_or_string()]
+            return SieveNode(f"{name}_test", tuple(texts), (), keyword.span.to(texts[-1].span))
         if name == "size":
             operator = self._keyword()
-            if operator[1] not in SIZE_OPS:
+            if operator.value not in SIZE_OPS:
                 raise Fallback
-            texts = [self._text(operator), self._text(self._expect("W"))]
-            token = self._peek()
-            if token is not None and token[0] == "W":
-                texts.append(self._text(token))
-                self.index += 1
-            return SieveNode("size_test", tuple(texts), (), keyword[2].to(texts[-1].span))
+            texts = [operator, self._expect("W")]
+            if self.tokens[self.index][0] == "W":
+                texts.append(self._take())
+            return SieveNode("size_test", tuple(texts), (), keyword.span.to(texts[-1].span))
         if name in ("allof", "anyof"):
             self._expect("(")
             tests = [self._test()]
-            while self._peek() is not None and self._peek()[0] == ",":
+            while self.tokens[self.index][0] == ",":
                 self.index += 1
                 tests.append(self._test())
-            end = self._expect(")")[2]
-            return SieveNode(f"{name}_test", (), tuple(tests), keyword[2].to(end))
+            end = self._expect(")").span
+            return SieveNode(f"{name}_test", (), tuple(tests), keyword.span.to(end))
         if name == "not":
             test = self._test()
-            return SieveNode("not_test", (), (test,), keyword[2].to(test.span))
+            return SieveNode("not_test", (), (test,), keyword.span.to(test.span))
         if name in ("true", "false"):
-            return SieveNode(f"{name}_test", (), (), keyword[2])
+            return SieveNode(f"{name}_test", (), (), keyword.span)
         raise Fallback
