@@ -8,8 +8,7 @@ import click
 
 from mailspec import __version__
 from mailspec.diagnostics import render_all_json, render_all_text
-from mailspec.emit import write_tree
-from mailspec.pipeline import Result, check, compile_files
+from mailspec.pipeline import Lowered, Result, check_lowered, compile_to, lower
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
@@ -17,9 +16,9 @@ FORMAT = click.option("--format", "output_format", type=click.Choice(["human", "
                       default="human", show_default=True, help="How to print diagnostics.")
 
 
-def _load(files: tuple[str, ...]) -> Result:
+def _load(files: tuple[str, ...]) -> Lowered:
     try:
-        return check(list(files))
+        return lower(list(files))
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or "not UTF-8 text"
         name = getattr(error, "filename", None) or files[0]
@@ -71,7 +70,7 @@ def check_command(files: tuple[str, ...], output_format: str) -> None:
       mailspec check server.mailspec domains/*.mailspec
       mailspec check site.mailspec --format json
     """
-    result = _load(files)
+    result = check_lowered(_load(files))
     _report(result, output_format)
     sys.exit(EXIT_OK if result.ok else EXIT_SPEC)
 
@@ -92,15 +91,14 @@ def compile_command(files: tuple[str, ...], output: str, output_format: str) -> 
       mailspec compile site.mailspec -o deploy/
       mailspec compile server.mailspec domains/*.mailspec -o /srv/mail/deploy
     """
-    result = _load(files)
-    _report(result, output_format)
-    if not result.ok:
-        sys.exit(EXIT_SPEC)
-    files = compile_files(result)
+    lowered = _load(files)
     try:
-        write_tree(files, output)
+        result = compile_to(lowered, output)
     except OSError as error:
         click.echo(f"error: cannot write `{output}`: {(error.strerror or str(error)).lower()}", err=True)
         sys.exit(EXIT_USAGE)
+    _report(result, output_format)
+    if not result.ok:
+        sys.exit(EXIT_SPEC)
     if output_format == "human":
         click.echo(f"compiled {result.spec.name} into {output}", err=True)

@@ -19,42 +19,81 @@ def header(spec: model.Spec) -> str:
             "Do not edit: change the spec and compile again.\n")
 
 
-def emit_all(spec: model.Spec, layout: Layout = DEFAULT) -> dict[str, str]:
+def emit_backends(spec: model.Spec, backends, layout: Layout = DEFAULT) -> dict[str, str]:
+    """The files of `backends`, each stamped with the header."""
     stamp = header(spec)
     files: dict[str, str] = {}
-    for backend in BACKENDS:
+    for backend in backends:
         for path, text in backend.emit(spec, layout).items():
             assert path not in files, path
             files[path] = stamp + text
-    manifest = "".join(f"{hashlib.sha256(files[p].encode()).hexdigest()}  {p}\n" for p in sorted(files))
-    files["MANIFEST"] = stamp + manifest
+    return files
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def manifest(spec: model.Spec, digests: dict[str, str]) -> str:
+    """MANIFEST: the sha256 of every other file, by path."""
+    return header(spec) + "".join(f"{digests[p]}  {p}\n" for p in sorted(digests))
+
+
+def emit_all(spec: model.Spec, layout: Layout = DEFAULT) -> dict[str, str]:
+    """The whole deploy tree in memory: {relative path: text}, sorted by path."""
+    files = emit_backends(spec, BACKENDS, layout)
+    files["MANIFEST"] = manifest(spec, {path: digest(text) for path, text in files.items()})
     return dict(sorted(files.items()))
 
 
-def write_tree(files: dict[str, str], target: str) -> None:
-    """Write `files` under `target` so that `target` is either the old tree or the new one.
+class Staging:
+    """A new deploy tree, built in a temporary directory beside `target`.
 
-    The tree is built in a temporary directory beside the target, then swapped in by
-    rename. An OSError leaves the previous deploy untouched.
+    `commit` swaps it in by rename, so `target` is always either the old tree or the
+    new one; `discard` removes it and leaves the old tree untouched.
     """
-    target = os.path.abspath(target)
-    parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.new-", dir=parent)
-    try:
+
+    def __init__(self, target: str):
+        self.target = os.path.abspath(target)
+        self.parent = os.path.dirname(self.target)
+        os.makedirs(self.parent, exist_ok=True)
+        self.path = tempfile.mkdtemp(prefix=f".{os.path.basename(self.target)}.new-", dir=self.parent)
+
+    def write(self, files: dict[str, str]) -> dict[str, str]:
+        """Write `files` into the tree; their digests by path."""
+        digests = {}
+        made = set()
         for path, text in files.items():
-            full = os.path.join(staging, path)
-            os.makedirs(os.path.dirname(full), exist_ok=True)
+            full = os.path.join(self.path, path)
+            directory = os.path.dirname(full)
+            if directory not in made:
+                os.makedirs(directory, exist_ok=True)
+                made.add(directory)
             with open(full, "w", encoding="utf-8", newline="\n") as handle:
                 handle.write(text)
-        os.chmod(staging, 0o755)
-        if os.path.exists(target):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.old-", dir=parent)
-            os.rename(target, os.path.join(old, "tree"))
-            os.rename(staging, target)
+            digests[path] = digest(text)
+        return digests
+
+    def commit(self) -> None:
+        os.chmod(self.path, 0o755)
+        if os.path.exists(self.target):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(self.target)}.old-", dir=self.parent)
+            os.rename(self.target, os.path.join(old, "tree"))
+            os.rename(self.path, self.target)
             shutil.rmtree(old)
         else:
-            os.rename(staging, target)
+            os.rename(self.path, self.target)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def write_tree(files: dict[str, str], target: str) -> None:
+    """Write `files` as the tree at `target`, atomically. An OSError leaves the old tree."""
+    staging = Staging(target)
+    try:
+        staging.write(files)
+        staging.commit()
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        staging.discard()
         raise

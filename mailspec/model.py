@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+from typing import NamedTuple
 
 import attrs
 
@@ -24,8 +25,9 @@ def _span():
     return attrs.field(default=None, eq=False, repr=False)
 
 
-@attrs.frozen(order=True)
-class Address:
+class Address(NamedTuple):
+    """A NamedTuple, not attrs: addresses are hashed and sorted in every pass."""
+
     local: str
     domain: str  # A-label, lower case
 

@@ -9,9 +9,11 @@ import os
 import attrs
 
 from mailspec import model
+from mailspec.background import Background
+from mailspec.backends import postfix, sieve
 from mailspec.check import check_spec
 from mailspec.diagnostics import Diagnostic
-from mailspec.emit import emit_all
+from mailspec.emit import BACKENDS, Staging, emit_all, emit_backends, manifest
 from mailspec.lower.loader import load
 from mailspec.lower.lower import Lowerer
 from mailspec.source import Source
@@ -40,8 +42,21 @@ def _no_gc():
             gc.enable()
 
 
-def check(roots: list[str]) -> Result:
-    """Load, parse, lower and check; OSError if a root file cannot be read."""
+@attrs.frozen
+class Lowered:
+    """The spec after loading and lowering, before the cross-entity checks."""
+
+    spec: model.Spec | None
+    diagnostics: tuple[Diagnostic, ...]
+    sources: dict[str, Source]
+
+    def checked(self) -> Result:
+        found = check_spec(self.spec) if self.spec is not None else ()
+        return Result(self.spec, self.diagnostics + tuple(found), self.sources)
+
+
+def lower(roots: list[str]) -> Lowered:
+    """Load, parse and lower; OSError if a root file cannot be read."""
     with _no_gc():
         loaded = load(roots)
         diagnostics = list(loaded.diagnostics)
@@ -50,9 +65,12 @@ def check(roots: list[str]) -> Result:
             lowerer = Lowerer({path: os.path.dirname(path) for path in loaded.sources})
             spec = lowerer.lower(loaded.files, os.path.basename(roots[0]))
             diagnostics += lowerer.diagnostics
-            if spec is not None:
-                diagnostics += check_spec(spec)
-        return Result(spec, tuple(diagnostics), loaded.sources)
+        return Lowered(spec, tuple(diagnostics), loaded.sources)
+
+
+def check(roots: list[str]) -> Result:
+    """Load, parse, lower and check; OSError if a root file cannot be read."""
+    return check_lowered(lower(roots))
 
 
 def compile_files(result: Result) -> dict[str, str]:
@@ -60,3 +78,50 @@ def compile_files(result: Result) -> dict[str, str]:
     assert result.ok
     with _no_gc():
         return emit_all(result.spec)
+
+
+# Emitted and written by a forked child while the parent checks the spec: the two
+# slowest backends (postfix builds the maps, sieve writes a file per mailbox).
+BACKGROUND = (postfix, sieve)
+FOREGROUND = tuple(b for b in BACKENDS if b not in BACKGROUND)
+
+
+def compile_to(lowered: Lowered, target: str) -> Result:
+    """Check the lowered spec and, if it is valid, write its deploy tree to `target`
+    atomically. OSError if the tree cannot be written (after a valid check)."""
+    if lowered.spec is None or any(d.is_error for d in lowered.diagnostics):
+        return check_lowered(lowered)
+    spec = lowered.spec
+    try:
+        staging = Staging(target)
+    except OSError:
+        result = check_lowered(lowered)
+        if result.ok:
+            raise
+        return result
+    background = None
+    try:
+        with _no_gc():
+            # Speculative: an invalid spec may make the backends fail or loop; the
+            # child is then simply killed, as its output would be thrown away anyway.
+            background = Background(lambda: staging.write(emit_backends(spec, BACKGROUND)))
+            result = lowered.checked()  # while the child works
+            if not result.ok:
+                background.cancel()
+                staging.discard()
+                return result
+            digests = staging.write(emit_backends(spec, FOREGROUND))
+            digests.update(background.result())
+            staging.write({"MANIFEST": manifest(spec, digests)})
+            staging.commit()
+            return result
+    except BaseException:
+        if background is not None:
+            background.cancel()
+        staging.discard()
+        raise
+
+
+def check_lowered(lowered: Lowered) -> Result:
+    with _no_gc():
+        return lowered.checked()

@@ -24,14 +24,20 @@ def read_text(path: str) -> str:
         return handle.read()
 
 
+def identity(path: str) -> tuple[int, int]:
+    """Which file `path` is, however it is spelled (links, `..`): one stat, not a realpath."""
+    found = os.stat(path)
+    return found.st_dev, found.st_ino
+
+
 def load(roots: list[str]) -> Loaded:
     """Load `roots` (paths as the user gave them). OSError for an unreadable root."""
     loaded = Loaded()
-    first_import: dict[str, Span | None] = {}
-    stack: list[str] = []  # real paths of files being loaded, for cycle detection
-    names: dict[str, str] = {}  # real path -> display path
+    first_import: dict[tuple[int, int], Span | None] = {}
+    stack: list[tuple[int, int]] = []  # files being loaded, for cycle detection
+    names: dict[tuple[int, int], str] = {}  # file -> display path
 
-    def visit(display: str, real: str, text: str) -> None:
+    def visit(display: str, real: tuple[int, int], text: str) -> None:
         source = Source(display, text)
         loaded.sources[display] = source
         names[real] = display
@@ -53,7 +59,11 @@ def load(roots: list[str]) -> Loaded:
             return
         target = node.values[0]
         display = os.path.normpath(os.path.join(os.path.dirname(importer), target.words[0].value))
-        real = os.path.realpath(display)
+        try:
+            real = identity(display)
+        except OSError as error:
+            loaded.diagnostics.append(errors.import_not_found(target.span, display, error.strerror.lower()))
+            return
         if real in stack:
             chain = [names[r] for r in stack[stack.index(real):]] + [display]
             loaded.diagnostics.append(errors.import_cycle(target.span, chain))
@@ -71,7 +81,7 @@ def load(roots: list[str]) -> Loaded:
         visit(display, real, text)
 
     for root in roots:
-        real = os.path.realpath(root)
+        real = identity(root)
         if real in first_import:
             continue  # the same root given twice
         first_import[real] = None

@@ -23,6 +23,8 @@ class Value(NamedTuple):
 
     @property
     def text(self) -> str:
+        if len(self.words) == 1:  # nearly always, and this is on the hot path
+            return self.words[0].value
         return " ".join(w.value for w in self.words)
 
 
