@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import ipaddress
 import re
 
@@ -79,20 +80,34 @@ def boolean(text: str) -> bool:
 # ---------------------------------------------------------------- names and addresses
 
 
+# Plain letters-digits-hyphens labels without `--`: IDNA leaves them as they are (lower
+# case), so they skip the idna package, which costs ~20 µs a label.
+_PLAIN_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+@functools.lru_cache(maxsize=4096)
 def domain(text: str) -> str:
     """A domain name in A-label form; unicode names are converted (IDNA 2008, UTS #46)."""
     candidate = text.rstrip(".")
     if not candidate or "." not in candidate or "@" in candidate:
         raise Invalid(f"`{text}` is not a domain name", "write a full name like `example.com`")
-    try:
-        encoded = idna.encode(candidate, uts46=True).decode("ascii")
-    except (idna.IDNAError, UnicodeError) as error:
-        raise Invalid(f"`{text}` is not a valid domain name: {error}",
-                      "use letters, digits and hyphens between dots") from None
+    lowered = candidate.lower() if candidate.isascii() else ""
+    if len(lowered) <= 253 and "--" not in lowered and _PLAIN_NAME.fullmatch(lowered):
+        encoded = lowered
+    else:
+        encoded = _idna(text, candidate)
     labels = encoded.split(".")
     if labels[-1].isdigit():
         raise Invalid(f"`{text}` is an IP address, not a domain name")
     return encoded
+
+
+def _idna(text: str, candidate: str) -> str:
+    try:
+        return idna.encode(candidate, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as error:
+        raise Invalid(f"`{text}` is not a valid domain name: {error}",
+                      "use letters, digits and hyphens between dots") from None
 
 
 # RFC 5322 dot-atom, ASCII only: what Postfix and Dovecot handle without SMTPUTF8.
@@ -163,8 +178,11 @@ HASH_HELP = ("store a hash, never the password: run `doveadm pw -s SHA512-CRYPT`
              "type the password, and write the output: password \"{SHA512-CRYPT}$6$…\"")
 
 
+_SCHEME = re.compile(r"\{([A-Z0-9.-]+)\}(.*)", re.S)
+
+
 def password(text: str) -> Password:
-    m = re.fullmatch(r"\{([A-Z0-9.-]+)\}(.*)", text, re.S)
+    m = _SCHEME.fullmatch(text)
     if not m or m.group(1) in _PLAIN_SCHEMES:
         raise Invalid("plaintext passwords are not allowed", HASH_HELP)
     scheme, hashed = m.group(1), m.group(2)
