@@ -69,9 +69,11 @@ class Driver:
         self.statement_words = frozenset(
             literal for literal, name in self.keywords.items() if name in self.statement_keywords)
         self.item_words = self.statement_words | {"sieve"}
-        self.token_re = re.compile(
-            rf"((?:{skip})*+)(?:(?P<WORD>{patterns['WORD']})|(?P<STRING>{patterns['STRING']})"
-            rf"|(?P<P>{punctuation}))")
+        tokens = rf"(?P<WORD>{patterns['WORD']})|(?P<STRING>{patterns['STRING']})|(?P<P>{punctuation})"
+        self.token_re = re.compile(rf"((?:{skip})*+)(?:{tokens})")
+        # For findall over a whole text (the fast path): the end of the text is a token
+        # too, so that trailing blanks and comments are one match, not searched through.
+        self.all_tokens_re = re.compile(rf"((?:{skip})*+)(?:{tokens}|\Z)")
 
     def parse(self, file: str, text: str):
         """The value of the start rule; ParseError at the first token that does not fit."""

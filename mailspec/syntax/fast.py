@@ -10,6 +10,7 @@ It exists because a table-driven parser in CPython costs several µs per token.
 
 from __future__ import annotations
 
+import itertools
 import re
 
 from mailspec.source import Span
@@ -42,8 +43,7 @@ class FastParser:
     """One use: `FastParser(driver, file, text).parse()`."""
 
     def __init__(self, driver, file: str, text: str):
-        self.token_re = driver.token_re
-        self.skip_re = driver.skip_re
+        self.all_tokens_re = driver.all_tokens_re
         # Words that start a statement (the grammar's `key`), and `sieve`.
         self.statement_words = driver.statement_words
         self.item_words = driver.item_words
@@ -51,59 +51,65 @@ class FastParser:
         self.text = text
 
     def parse(self) -> tuple:
-        self.tokens = self._tokens(self.text)
+        self._tokenize(self.text)
         self.index = 0
         return tuple(self._items("$END"))
 
     # ------------------------------------------------------------ tokens
 
-    def _tokens(self, text: str) -> list[tuple]:
-        """(kind, Text, newline before) per token, then an end marker. The kind is W for a
-        word, S for a string and the symbol itself for punctuation."""
-        tokens = []
-        append = tokens.append
+    def _tokenize(self, text: str) -> None:
+        """Fill `kinds` and `texts`, one entry per token, then an end marker. A kind is W
+        for a word, S for a string, or the punctuation itself."""
+        kinds, texts = [], []
+        add_kind, add_text = kinds.append, texts.append
         file = self.file
         new = tuple.__new__  # NamedTuple construction without a Python-level __new__ call
         position = 0
-        for skipped, word, string, symbol in map(re.Match.groups,
-                                                 iter(self.token_re.scanner(text).match, None)):
+        found = self.all_tokens_re.findall(text)  # (skipped, word, string, symbol); "" if absent
+        for skipped, word, string, symbol in found:
             start = position + len(skipped)
-            if word is not None:
+            if word:
                 position = start + len(word)
-                append(("W", new(Text, (word, new(Span, (file, start, position)), False)),
-                        "\n" in skipped))
-            elif string is not None:
+                add_kind("W")
+                add_text(new(Text, (word, new(Span, (file, start, position)), False)))
+            elif string:
                 position = start + len(string)
-                append(("S", new(Text, (unescape(string), new(Span, (file, start, position)), True)),
-                        False))
-            else:
+                add_kind("S")
+                add_text(new(Text, (unescape(string), new(Span, (file, start, position)), True)))
+            elif symbol:
                 position = start + len(symbol)
-                append((symbol, new(Text, (symbol, new(Span, (file, start, position)), False)),
-                        False))
-        if self.skip_re.match(text, position).end() != len(text):
+                add_kind(symbol)
+                add_text(new(Text, (symbol, new(Span, (file, start, position)), False)))
+            else:  # the end of the text
+                position = start
+        # findall skips what it cannot match: the pieces must cover the text without gaps.
+        if position != len(text) or "".join(itertools.chain.from_iterable(found)) != text:
             raise Fallback
-        append(("$END", Text("", Span(file, len(text), len(text)), False), True))
-        return tokens
+        add_kind("$END")
+        add_text(Text("", Span(file, len(text), len(text)), False))
+        self.kinds, self.texts = kinds, texts
 
     def _take(self) -> Text:
         self.index += 1
-        return self.tokens[self.index - 1][1]
+        return self.texts[self.index - 1]
 
     def _expect(self, kind: str) -> Text:
-        token = self.tokens[self.index]
-        if token[0] != kind:
+        if self.kinds[self.index] != kind:
             raise Fallback
         self.index += 1
-        return token[1]
+        return self.texts[self.index - 1]
+
+    def _line_break_before(self, index: int) -> bool:
+        return "\n" in self.text[self.texts[index - 1].span.end:self.texts[index].span.start]
 
     # ------------------------------------------------------------ statements
 
     def _items(self, closing: str) -> list:
         """Entries and sieve blocks up to `closing`: `}` or the end of the text."""
         items = []
-        tokens = self.tokens
+        kinds, texts = self.kinds, self.texts
         while True:
-            kind, text, _ = tokens[self.index]
+            kind, text = kinds[self.index], texts[self.index]
             if kind == ";":
                 self.index += 1
             elif kind == closing:
@@ -121,11 +127,11 @@ class FastParser:
         end = key.span
         if self._value_starts(after_key=True):
             values, end = self._values()
-        kind = self.tokens[self.index][0]
+        kind = self.kinds[self.index]
         if kind == "->":
             self.index += 1
             targets, end = self._values()
-            kind = self.tokens[self.index][0]
+            kind = self.kinds[self.index]
         if kind == "{":
             self.index += 1
             body = tuple(self._items("}"))
@@ -135,19 +141,19 @@ class FastParser:
 
     def _value_starts(self, after_key: bool = False) -> bool:
         """Whether the next token continues a value (the driver's contextual keyword rule)."""
-        kind, text, newline_before = self.tokens[self.index]
+        kind = self.kinds[self.index]
         if kind == "S":
             return True
         if kind != "W":
             return False
-        if text.value not in self.item_words:
+        if self.texts[self.index].value not in self.item_words:
             return True
         # A statement keyword is a value only right after the key, on the same line.
-        return after_key and not newline_before
+        return after_key and not self._line_break_before(self.index)
 
     def _values(self) -> tuple[tuple[Value, ...], Span]:
         values = [self._value()]
-        while self.tokens[self.index][0] == ",":
+        while self.kinds[self.index] == ",":
             self.index += 1
             values.append(self._value())
         return tuple(values), values[-1].span
@@ -171,10 +177,9 @@ class FastParser:
         self._expect("{")
         commands = []
         while True:
-            kind, text, _ = self.tokens[self.index]
+            kind = self.kinds[self.index]
             if kind == "}":
-                self.index += 1
-                return tuple(commands), text.span
+                return tuple(commands), self._take().span
             if kind == ";":
                 self.index += 1
             else:
@@ -185,11 +190,10 @@ class FastParser:
 
     def _word_or_string(self) -> Text:
         """One word or string, whatever the word is."""
-        kind, text, _ = self.tokens[self.index]
+        kind = self.kinds[self.index]
         if kind != "W" and kind != "S":
             raise Fallback
-        self.index += 1
-        return text
+        return self._take()
 
     def _command(self) -> SieveNode:
         keyword = self._keyword()
@@ -240,8 +244,7 @@ class FastParser:
         return SieveNode("vacation", (text,), tuple(options), keyword.span.to(end))
 
     def _next_word_is(self, word: str) -> bool:
-        kind, text, _ = self.tokens[self.index]
-        return kind == "W" and text.value == word
+        return self.kinds[self.index] == "W" and self.texts[self.index].value == word
 
     def _test(self) -> SieveNode:
         keyword = self._keyword()
@@ -259,13 +262,13 @@ class FastParser:
             if operator.value not in SIZE_OPS:
                 raise Fallback
             texts = [operator, self._expect("W")]
-            if self.tokens[self.index][0] == "W":
+            if self.kinds[self.index] == "W":
                 texts.append(self._take())
             return SieveNode("size_test", tuple(texts), (), keyword.span.to(texts[-1].span))
         if name in ("allof", "anyof"):
             self._expect("(")
             tests = [self._test()]
-            while self.tokens[self.index][0] == ",":
+            while self.kinds[self.index] == ",":
                 self.index += 1
                 tests.append(self._test())
             end = self._expect(")").span
