@@ -3,6 +3,7 @@ does everything that needs more than one statement."""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -113,15 +114,15 @@ class Lowerer:
 
     def settings(self, entry: Entry, block: str, handlers: dict[str, Callable],
                  repeatable: frozenset = frozenset(), blocks: frozenset = frozenset(),
-                 sieve: Callable | None = None) -> None:
-        """Dispatch each statement in `entry`'s body to its handler."""
+                 sieve: Callable | None = None, context: tuple = ()) -> None:
+        """Dispatch each statement in `entry`'s body to its handler: handler(node, *context)."""
         seen: dict[str, Span] = {}
         for node in entry.body or ():
             if isinstance(node, SieveNode):
                 if sieve is None:
                     self.error(errors.sieve_outside_mailbox(node.span))
                 else:
-                    sieve(node)
+                    sieve(node, *context)
                 continue
             handler = handlers.get(node.key)
             if handler is None:
@@ -141,7 +142,7 @@ class Lowerer:
                 self.error(errors.unexpected_part(node.span, node.key, "a `{ }` block",
                                                   f"{node.key} value"))
                 continue
-            handler(node)
+            handler(node, *context)
 
     def block_body(self, entry: Entry, example: str) -> bool:
         if entry.body is None:
@@ -348,49 +349,64 @@ class Lowerer:
         if local is None or not self.block_body(entry, f"mailbox {local} {{ password \"…\" }}"):
             return None
         got: dict = {"sieve": []}
-
-        def password(node):
-            result = self.one(node, lambda text: text, "one quoted hash")
-            if result is not _FAILED:
-                got["password"] = self.password(node.values[0].span, result)
-
-        def password_file(node):
-            path = self.one(node, _path, "a file path")
-            if path is _FAILED:
-                return
-            full = os.path.join(self.base_dirs.get(node.span.file, "."), path)
-            try:
-                with open(full, encoding="utf-8") as handle:
-                    text = handle.read().strip()
-            except (OSError, UnicodeDecodeError) as error:
-                reason = getattr(error, "strerror", None) or "not UTF-8 text"
-                self.error(errors.password_file(node.values[0].span, path, reason.lower()))
-                return
-            found = self.password(node.values[0].span, text)
-            if found is not None:
-                got["password"] = attrs.evolve(found, file=path)
-
-        def put(key, parse, expected, *args):
-            return self.store(got, key, parse, expected, *args)
-
-        self.settings(entry, "a mailbox block", {
-            "password": password,
-            "password_file": password_file,
-            "quota": put("quota", values.size, "a size like `2 GiB`"),
-            "aliases": lambda node: got.__setitem__("aliases", self.refs(node, domain)),
-            "forward": lambda node: got.__setitem__("forwards", self.refs(node, domain)),
-            "keep_copy": lambda node: got.__setitem__("keep_copy", self.flag(node)),
-            "send_only": lambda node: got.__setitem__("send_only", self.flag(node)),
-            "send_as": lambda node: got.__setitem__("send_as", self.refs(node, domain, True)),
-            "auto_reply": lambda node: got.__setitem__("auto_reply", self.auto_reply(node)),
-        }, blocks=frozenset({"auto_reply"}),
-            sieve=lambda node: got["sieve"].extend(self.sieve.block(node, domain)))
+        # The handler table is built once: this runs for every mailbox of the spec.
+        self.settings(entry, "a mailbox block", self.mailbox_handlers, blocks=frozenset({"auto_reply"}),
+                      sieve=self.mailbox_sieve, context=(got, domain))
         if "password" in got and got["password"] is None:
             del got["password"]
         if got.get("auto_reply") is None:
             got.pop("auto_reply", None)
         got["sieve"] = tuple(got["sieve"])
         return model.Mailbox(local=local, span=entry.span, **got)
+
+    @functools.cached_property
+    def mailbox_handlers(self) -> dict[str, Callable]:
+        """Handlers for the statements of a mailbox block: (node, got, domain) -> None."""
+        def put(key, parse, expected):
+            def handle(node, got, domain):
+                result = self.one(node, parse, expected)
+                if result is not _FAILED:
+                    got[key] = result
+            return handle
+
+        def setter(key, lower):
+            return lambda node, got, domain: got.__setitem__(key, lower(node, domain))
+
+        return {
+            "password": self.mailbox_password,
+            "password_file": self.mailbox_password_file,
+            "quota": put("quota", values.size, "a size like `2 GiB`"),
+            "aliases": setter("aliases", self.refs),
+            "forward": setter("forwards", self.refs),
+            "keep_copy": setter("keep_copy", lambda node, domain: self.flag(node)),
+            "send_only": setter("send_only", lambda node, domain: self.flag(node)),
+            "send_as": setter("send_as", lambda node, domain: self.refs(node, domain, True)),
+            "auto_reply": setter("auto_reply", lambda node, domain: self.auto_reply(node)),
+        }
+
+    def mailbox_sieve(self, node: SieveNode, got: dict, domain: str) -> None:
+        got["sieve"].extend(self.sieve.block(node, domain))
+
+    def mailbox_password(self, node: Entry, got: dict, domain: str) -> None:
+        result = self.one(node, lambda text: text, "one quoted hash")
+        if result is not _FAILED:
+            got["password"] = self.password(node.values[0].span, result)
+
+    def mailbox_password_file(self, node: Entry, got: dict, domain: str) -> None:
+        path = self.one(node, _path, "a file path")
+        if path is _FAILED:
+            return
+        full = os.path.join(self.base_dirs.get(node.span.file, "."), path)
+        try:
+            with open(full, encoding="utf-8") as handle:
+                text = handle.read().strip()
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or "not UTF-8 text"
+            self.error(errors.password_file(node.values[0].span, path, reason.lower()))
+            return
+        found = self.password(node.values[0].span, text)
+        if found is not None:
+            got["password"] = attrs.evolve(found, file=path)
 
     def password(self, span: Span, text: str) -> model.Password | None:
         try:

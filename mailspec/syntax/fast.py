@@ -160,11 +160,13 @@ class FastParser:
 
     def _value(self) -> Value:
         """Words and strings up to a comma, arrow, brace or the next statement."""
-        texts = [self._word_or_string()]
+        first = self._word_or_string()
+        if not self._value_starts():  # one word, as nearly always: it lends its span
+            return Value((first,), first.span)
+        texts = [first]
         while self._value_starts():
             texts.append(self._take())
-        first, last = texts[0].span, texts[-1].span
-        return Value(tuple(texts), Span(first.file, first.start, last.end))
+        return Value(tuple(texts), Span(first.span.file, first.span.start, texts[-1].span.end))
 
     # ------------------------------------------------------------ sieve
 
