@@ -10,7 +10,7 @@ import attrs
 
 from mailspec import model
 from mailspec.background import Background
-from mailspec.backends import postfix, sieve
+from mailspec.backends import dovecot, postfix, sieve
 from mailspec.check import check_spec
 from mailspec.diagnostics import Diagnostic
 from mailspec.emit import BACKENDS, Staging, emit_all, emit_backends, manifest
@@ -84,10 +84,17 @@ def compile_files(result: Result) -> dict[str, str]:
         return emit_all(result.spec)
 
 
-# Emitted and written by a forked child while the parent checks the spec: the two
-# slowest backends (postfix builds the maps, sieve writes a file per mailbox).
-BACKGROUND = (postfix, sieve)
-FOREGROUND = tuple(b for b in BACKENDS if b not in BACKGROUND)
+assert set(BACKENDS) == {dovecot, postfix, sieve}, "_share must place every backend"
+
+
+def _share(spec: model.Spec, background: bool) -> dict[str, str]:
+    """The files that one of the two writers emits and writes. The forked child takes
+    postfix (the map building), the parent dovecot after the check; the many small Sieve
+    files, bound by file creation, are shared between them."""
+    scripts = sorted(emit_backends(spec, (sieve,)).items())
+    if background:
+        return emit_backends(spec, (postfix,)) | dict(scripts[0::2])
+    return emit_backends(spec, (dovecot,)) | dict(scripts[1::2])
 
 
 def compile_to(lowered: Lowered, target: str) -> Result:
@@ -108,13 +115,13 @@ def compile_to(lowered: Lowered, target: str) -> Result:
         with _no_gc():
             # Speculative: an invalid spec may make the backends fail or loop; the
             # child is then simply killed, as its output would be thrown away anyway.
-            background = Background(lambda: staging.write(emit_backends(spec, BACKGROUND)))
+            background = Background(lambda: staging.write(_share(spec, background=True)))
             result = lowered.checked()  # while the child works
             if not result.ok:
                 background.cancel()
                 staging.discard()
                 return result
-            digests = staging.write(emit_backends(spec, FOREGROUND))
+            digests = staging.write(_share(spec, background=False))
             digests.update(background.result())
             staging.write({"MANIFEST": manifest(spec, digests)})
             staging.commit()

@@ -1,0 +1,37 @@
+"""compile_to (check in the parent while a forked child writes) must give exactly the
+tree that emit_all computes in memory, and must leave nothing behind when it fails."""
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import VALID, valid_spec
+
+from mailspec.emit import emit_all
+from mailspec.pipeline import check, compile_to, lower
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+
+def tree(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): p.read_text("utf-8") for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("name", VALID)
+def test_written_tree_is_the_emitted_tree(name, tmp_path):
+    spec = str(valid_spec(name))
+    result = compile_to(lower([spec]), str(tmp_path / "deploy"))
+    assert result.ok
+    assert tree(tmp_path / "deploy") == emit_all(check([spec]).spec)
+
+
+def test_invalid_spec_writes_nothing_and_leaves_no_child(tmp_path):
+    (tmp_path / "deploy").mkdir()
+    (tmp_path / "deploy" / "old").write_text("previous deploy")
+    invalid = sorted((FIXTURES / "invalid").glob("E04*.mailspec"))[0]
+    result = compile_to(lower([str(invalid)]), str(tmp_path / "deploy"))
+    assert not result.ok
+    assert sorted(os.listdir(tmp_path)) == ["deploy"]  # no staging directory left
+    assert tree(tmp_path / "deploy") == {"old": "previous deploy"}
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # the speculative writer was reaped
