@@ -8,10 +8,10 @@ import shutil
 import tempfile
 
 from mailspec import __version__, model
-from mailspec.backends import dovecot, postfix, sieve
+from mailspec.backends import dovecot, postfix, sieve, sql
 from mailspec.layout import DEFAULT, Layout
 
-BACKENDS = (postfix, dovecot, sieve)
+BACKENDS = (postfix, dovecot, sieve, sql)
 
 
 def header(spec: model.Spec) -> str:

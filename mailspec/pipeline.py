@@ -10,7 +10,7 @@ import attrs
 
 from mailspec import model
 from mailspec.background import Background
-from mailspec.backends import dovecot, postfix, sieve
+from mailspec.backends import dovecot, postfix, sieve, sql
 from mailspec.check import check_spec
 from mailspec.diagnostics import Diagnostic
 from mailspec.emit import BACKENDS, Staging, emit_all, emit_backends, manifest
@@ -84,17 +84,17 @@ def compile_files(result: Result) -> dict[str, str]:
         return emit_all(result.spec)
 
 
-assert set(BACKENDS) == {dovecot, postfix, sieve}, "_share must place every backend"
+assert set(BACKENDS) == {dovecot, postfix, sieve, sql}, "_share must place every backend"
 
 
 def _share(spec: model.Spec, background: bool) -> dict[str, str]:
     """The files that one of the two writers emits and writes. The forked child takes
-    postfix (the map building), the parent dovecot after the check; the many small Sieve
-    files, bound by file creation, are shared between them."""
+    postfix (the map building), the parent dovecot and sql after the check; the many
+    small Sieve files, bound by file creation, are shared between them."""
     scripts = sorted(emit_backends(spec, (sieve,)).items())
     if background:
         return emit_backends(spec, (postfix,)) | dict(scripts[0::2])
-    return emit_backends(spec, (dovecot,)) | dict(scripts[1::2])
+    return emit_backends(spec, (dovecot, sql)) | dict(scripts[1::2])
 
 
 def compile_to(lowered: Lowered, target: str) -> Result:

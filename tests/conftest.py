@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import attrs
 import pytest
 
 from mailspec.pipeline import check, compile_files
@@ -27,6 +28,27 @@ def checked(path: Path | str):
 
 def compile_fixture(name: str) -> dict[str, str]:
     return compile_files(checked(valid_spec(name)))
+
+
+def with_backend(spec, backend):
+    """The same spec with another backend (the fixtures are compiled with both)."""
+    return attrs.evolve(spec, server=attrs.evolve(spec.server, backend=backend))
+
+
+def declared_addresses(spec) -> list[str]:
+    """Every address the spec declares, in every name of its domain, plus a tagged one
+    and an unknown one per domain."""
+    addresses = []
+    for domain in spec.domains:
+        names = [domain.name, *(a.name for a in domain.also)]
+        locals_ = [m.local for m in domain.mailboxes] + [a.local for a in domain.aliases] + \
+                  [l.local for l in domain.lists] + \
+                  [r.address.local for m in domain.mailboxes for r in m.aliases]
+        for local in locals_:
+            addresses += [f"{local}@{name}" for name in names]
+        addresses += [f"{locals_[0]}+tag@{domain.name}"] if locals_ else []
+        addresses.append(f"nobody-here@{domain.name}")
+    return sorted(set(addresses))
 
 
 def need_tool(name: str) -> str:

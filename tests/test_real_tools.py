@@ -9,8 +9,11 @@ import subprocess
 
 import pytest
 
-from conftest import VALID, checked, compile_fixture, need_root, need_tool, valid_spec, write_tree
-from mailspec.pipeline import compile_files
+from conftest import VALID, checked, compile_fixture, declared_addresses, need_root, need_tool, \
+    valid_spec, with_backend, write_tree
+
+from mailspec import model
+from mailspec.emit import emit_all
 from mailspec.semantics import resolve
 
 MAPS = ("virtual_domains", "virtual_alias_domains", "virtual_mailboxes", "virtual_aliases",
@@ -50,6 +53,7 @@ def test_postfix_check_is_clean(deploy):
 def test_maps_index_with_postmap(deploy):
     postmap = need_tool("postmap")
     names = MAPS + tuple(p.name for p in (deploy / "postfix").glob("list_*_*"))
+    names = [n for n in names if (deploy / "postfix" / n).exists()]  # none with mysql
     for name in names:
         run = subprocess.run([postmap, f"lmdb:{deploy / 'postfix' / name}"], capture_output=True, text=True)
         assert run.returncode == 0 and run.stderr == "", (name, run.stderr)
@@ -128,31 +132,18 @@ class Postfix:
         return self.lookup("virtual_mailboxes", address)[0] is not None
 
 
-def declared_addresses(spec) -> list[str]:
-    addresses = []
-    for domain in spec.domains:
-        names = [domain.name, *(a.name for a in domain.also)]
-        locals_ = [m.local for m in domain.mailboxes] + [a.local for a in domain.aliases] + \
-                  [l.local for l in domain.lists] + \
-                  [r.address.local for m in domain.mailboxes for r in m.aliases]
-        for local in locals_:
-            addresses += [f"{local}@{name}" for name in names]
-        addresses += [f"{locals_[0]}+tag@{domain.name}"] if locals_ else []
-        addresses.append(f"nobody-here@{domain.name}")
-    return sorted(set(addresses))
-
-
 @pytest.mark.parametrize("name", VALID)
 def test_postmap_routes_like_the_model(name, tmp_path):
     need_tool("postmap")
     result = checked(valid_spec(name))
-    write_tree(compile_files(result), tmp_path)
+    spec = with_backend(result.spec, model.Backend())  # lmdb maps; mysql is compared with them
+    write_tree(emit_all(spec), tmp_path)
     config = tmp_path / "postfix"
     for table in MAPS:
         subprocess.run(["postmap", f"lmdb:{config / table}"], check=True)
-    postfix = Postfix(config, result.spec.server.recipient_delimiter)
-    for address in declared_addresses(result.spec):
-        expected = resolve(result.spec, address)
+    postfix = Postfix(config, spec.server.recipient_delimiter)
+    for address in declared_addresses(spec):
+        expected = resolve(spec, address)
         refused = postfix.lookup("recipient_access", address)[0]
         if expected.rejected:
             routed = postfix.expand(address)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mailspec import model
 from mailspec.backends import render
+from mailspec.backends.dovecot import sql
 from mailspec.backends.sieve import global_script_path, mailbox_script_path
 from mailspec.layout import Layout
 
@@ -51,12 +52,23 @@ def users_file(spec: model.Spec, layout: Layout) -> str:
 def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
     server = spec.server
     script = global_script_path(spec)
-    conf = render(__name__, "dovecot.conf.j2",
+    if server.backend.kind is model.BackendKind.MYSQL:
+        sql_conf = f"{layout.dovecot_dir}/dovecot-sql.conf.ext"
+        users = {"users_comment": "passwords and user data from MariaDB/MySQL (see dovecot-sql.conf.ext)",
+                 "users_driver": "sql", "passdb_args": sql_conf, "userdb_args": sql_conf}
+        files = {"dovecot/dovecot-sql.conf.ext": sql.config(spec, layout)}
+    else:
+        users = {"users_comment": "one passwd-file for passwords and user data (hashes only)",
+                 "users_driver": "passwd-file",
+                 "passdb_args": f"scheme=SHA512-CRYPT username_format=%Lu {layout.users_file}",
+                 "userdb_args": f"username_format=%Lu {layout.users_file}"}
+        files = {"dovecot/users": users_file(spec, layout)}
+    conf = render(__name__, "dovecot.conf.j2", **users,
                   tls_cert=server.tls.cert, tls_key=server.tls.key,
-                  users_file=layout.users_file, uid=server.vmail.uid, gid=server.vmail.gid,
+                  uid=server.vmail.uid, gid=server.vmail.gid,
                   vmail_user=server.vmail.user, home=home_template(spec),
                   mail_location=server.mail_location,
                   recipient_delimiter=server.recipient_delimiter,
                   lmtp_socket=layout.lmtp_socket, auth_socket=layout.auth_socket,
                   sieve_before=f"{layout.dovecot_dir}/{script}" if script else "")
-    return {"dovecot/dovecot.conf": conf, "dovecot/users": users_file(spec, layout)}
+    return {"dovecot/dovecot.conf": conf, **files}

@@ -6,6 +6,7 @@ import attrs
 
 from mailspec import model
 from mailspec.backends import lookup_table, render
+from mailspec.backends.postfix import mysql
 from mailspec.backends.postfix import tables as postfix_tables
 from mailspec.layout import Layout
 
@@ -25,12 +26,26 @@ class Service:
     options: tuple[str, ...] = ()
 
 
-def _map(name: str) -> str:
-    return f"lmdb:$config_directory/{name}"
+def uses_mysql(spec: model.Spec) -> bool:
+    return spec.server.backend.kind is model.BackendKind.MYSQL
+
+
+def map_reference(spec: model.Spec):
+    """How main.cf names the lookup table `name`: lmdb or mysql."""
+    if uses_mysql(spec):
+        return lambda name: f"mysql:$config_directory/{mysql.file_name(name)}"
+    return lambda name: f"lmdb:$config_directory/{name}"
+
+
+def _class_restrictions(list_class: postfix_tables.ListClass, map_for) -> str:
+    if list_class.senders is None:
+        return "permit_sasl_authenticated, reject"
+    return f"check_sender_access {map_for(list_class.name)}, reject"
 
 
 def main_cf(spec: model.Spec, tables: postfix_tables.PostfixTables, layout: Layout) -> list[Section]:
     server = spec.server
+    table = map_reference(spec)
     networks = " ".join(("127.0.0.0/8", "[::1]/128", *server.networks))
     optional = [("relayhost", server.relay_host), ("message_size_limit", server.message_size_limit)]
     classes = tables.list_classes
@@ -55,10 +70,10 @@ def main_cf(spec: model.Spec, tables: postfix_tables.PostfixTables, layout: Layo
             *((name, str(value)) for name, value in optional if value is not None),
         )),
         Section("virtual mailboxes, delivered to Dovecot over LMTP", (
-            ("virtual_mailbox_domains", _map("virtual_domains")),
-            ("virtual_alias_domains", _map("virtual_alias_domains")),
-            ("virtual_mailbox_maps", _map("virtual_mailboxes")),
-            ("virtual_alias_maps", _map("virtual_aliases")),
+            ("virtual_mailbox_domains", table("virtual_domains")),
+            ("virtual_alias_domains", table("virtual_alias_domains")),
+            ("virtual_mailbox_maps", table("virtual_mailboxes")),
+            ("virtual_alias_maps", table("virtual_aliases")),
             ("virtual_transport", "lmtp:unix:private/dovecot-lmtp"),
         )),
         Section("TLS: opportunistic on port 25, required for submission; TLS 1.2 or newer", (
@@ -80,24 +95,24 @@ def main_cf(spec: model.Spec, tables: postfix_tables.PostfixTables, layout: Layo
             ("smtpd_sasl_path", "private/auth"),
             ("smtpd_sasl_auth_enable", "no"),
             ("smtpd_sasl_security_options", "noanonymous"),
-            ("smtpd_sender_login_maps", _map("sender_login")),
+            ("smtpd_sender_login_maps", table("sender_login")),
         )),
         Section("restrictions", (
             ("smtpd_helo_required", "yes"),
             ("disable_vrfy_command", "yes"),
             ("smtpd_restriction_classes", ", ".join(c.name for c in classes)),
-            *((c.name, c.restrictions) for c in classes),
-            ("smtpd_sender_restrictions", f"check_sender_access {_map('sender_access')}"),
+            *((c.name, _class_restrictions(c, table)) for c in classes),
+            ("smtpd_sender_restrictions", f"check_sender_access {table('sender_access')}"),
             ("mailspec_submission_sender_restrictions",
-             f"reject_sender_login_mismatch, check_sender_access {_map('sender_access')}"),
+             f"reject_sender_login_mismatch, check_sender_access {table('sender_access')}"),
             ("smtpd_relay_restrictions",
              "permit_sasl_authenticated, permit_mynetworks, reject_unauth_destination"),
             # Checked for every client, logged in or not: send-only mailboxes and refused
             # recipients first, then each list's posting policy.
             ("smtpd_recipient_restrictions", ", ".join((
-                f"check_recipient_access {_map('recipient_access')}",
+                f"check_recipient_access {table('recipient_access')}",
                 "check_recipient_access regexp:$config_directory/plus_disabled",
-                f"check_recipient_access {_map('list_access')}",
+                f"check_recipient_access {table('list_access')}",
                 "permit_sasl_authenticated", "permit_mynetworks", "reject_unauth_destination"))),
         )),
     ]
@@ -153,8 +168,17 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
         "postfix/master.cf": render(__name__, "master.cf.j2", services=master_cf()),
         "postfix/plus_disabled": lookup_table(tables.plus_disabled),
     }
+    backend = spec.server.backend
+    senders = [c for c in tables.list_classes if c.senders is not None]
+    if uses_mysql(spec):
+        for name in _MAPS:
+            files[f"postfix/{mysql.file_name(name)}"] = mysql.table_file(backend, mysql.QUERIES[name])
+        for list_class in senders:
+            files[f"postfix/{mysql.file_name(list_class.name)}"] = mysql.table_file(
+                backend, mysql.list_senders_query(list_class.name))
+        return files
     for name in _MAPS:
         files[f"postfix/{name}"] = lookup_table(getattr(tables, name))
-    for list_class in tables.list_classes:
+    for list_class in senders:
         files[f"postfix/{list_class.name}"] = lookup_table(list_class.senders)
     return files

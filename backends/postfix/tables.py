@@ -17,8 +17,9 @@ class ListClass:
     """An smtpd restriction class that enforces one list's posting policy."""
 
     name: str
-    restrictions: str
-    senders: tuple[tuple[str, str], ...]  # rows of the list's sender map (may be empty)
+    domain: str  # the list's domain
+    # Without a sender map the class only asks for a login: `permit_sasl_authenticated, reject`.
+    senders: tuple[tuple[str, str], ...] | None  # rows of the list's sender map
 
 
 @attrs.frozen
@@ -42,7 +43,8 @@ def _class_name(address: Address) -> str:
 
 
 def _joined(targets) -> str:
-    return ",".join(dict.fromkeys(str(t) for t in targets))
+    """A multi-valued answer, sorted: the mysql backend's ORDER BY gives the same text."""
+    return ",".join(sorted({str(t) for t in targets}))
 
 
 def build(spec: model.Spec) -> PostfixTables:
@@ -127,7 +129,7 @@ def build(spec: model.Spec) -> PostfixTables:
         virtual_alias_domains=tuple(sorted((a.name, "OK") for d in domains for a in d.also)),
         virtual_mailboxes=tuple(sorted(mailboxes)),
         virtual_aliases=tuple(sorted(aliases.items())),
-        sender_login=tuple(sorted((k, ",".join(dict.fromkeys(v))) for k, v in senders.items())),
+        sender_login=tuple(sorted((k, _joined(v)) for k, v in senders.items())),
         recipient_access=tuple(sorted(recipient_access.items())),
         sender_access=tuple(sorted(sender_access)),
         list_access=tuple(sorted(list_access.items())),
@@ -142,7 +144,7 @@ def _list_class(mailing_list: model.MailingList, address: Address, canonical) ->
     if mailing_list.post is model.Post.ANYONE:
         if not mailing_list.require_auth:
             return None
-        return ListClass(name, "permit_sasl_authenticated, reject", ())
+        return ListClass(name, address.domain, None)
     if mailing_list.post is model.Post.MEMBERS:
         allowed = [canonical(r.address) for r in mailing_list.members]
     else:
@@ -151,4 +153,4 @@ def _list_class(mailing_list: model.MailingList, address: Address, canonical) ->
     # is only accepted when the client has logged in (the login must own that sender).
     verdict = "permit_sasl_authenticated" if mailing_list.require_auth else "OK"
     rows = tuple(sorted({(str(a), verdict) for a in allowed}))
-    return ListClass(name, f"check_sender_access lmdb:$config_directory/{name}, reject", rows)
+    return ListClass(name, address.domain, rows)

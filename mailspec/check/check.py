@@ -27,10 +27,20 @@ class Checker:
         self.declared: dict[Address, tuple[str, Span, object]] = {}
         self.locals: dict[str, list[str]] = {}  # domain -> declared local parts (for "did you mean")
 
-    def run(self) -> list[Diagnostic]:
+    def check_backend(self) -> None:
         backend = self.spec.server.backend
-        if backend.kind is model.BackendKind.MYSQL:
-            self.out.append(errors.backend_not_ready(backend.span))
+        if backend.kind is not model.BackendKind.MYSQL:
+            return
+        required = (("database", "database mail"), ("user", "user mailspec"),
+                    ("password_file", 'password_file "/etc/mailspec/mysql.cnf"'))
+        for setting, example in required:
+            if getattr(backend, setting) is None:
+                self.out.append(errors.mysql_setting_missing(backend.span, setting, example))
+        if backend.host is not None and backend.socket is not None:
+            self.out.append(errors.mysql_host_and_socket(backend.span))
+
+    def run(self) -> list[Diagnostic]:
+        self.check_backend()
         self.index_domains()
         self.index_addresses()
         self.check_references()

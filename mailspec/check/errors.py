@@ -128,6 +128,12 @@ def sieve_never_runs(span: Span, address: Address) -> Diagnostic:
                               help="add `keep_copy` to keep a local copy that the rules act on")
 
 
-def backend_not_ready(span: Span) -> Diagnostic:
-    return Diagnostic.error("E0418", "the mysql backend is not implemented in this version", span,
-                            "not available yet", help="use `backend files` (the default) for now")
+def mysql_setting_missing(span: Span, setting: str, example: str) -> Diagnostic:
+    return Diagnostic.error("E0418", f"the mysql backend needs `{setting}`", span,
+                            f"no `{setting}` in this block", help=f"add `{example}`")
+
+
+def mysql_host_and_socket(span: Span) -> Diagnostic:
+    return Diagnostic.error("E0419", "the mysql backend has both `host` and `socket`", span,
+                            "connect over one of them",
+                            help="keep `socket` for a local server, `host` (and `port`) for a remote one")

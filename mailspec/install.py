@@ -1,0 +1,25 @@
+"""Installing a deploy tree on a host: the steps that need secrets or the host itself,
+which the compiler must never do (the deploy directory holds no secret)."""
+
+from __future__ import annotations
+
+import configparser
+
+OPTION_GROUP = "mailspec"
+
+
+def mysql_password(option_file: str) -> str:
+    """The password from the [mailspec] group (or [client]) of a MySQL option file."""
+    parser = configparser.ConfigParser(allow_no_value=True, interpolation=None, strict=False)
+    with open(option_file, encoding="utf-8") as handle:
+        parser.read_string(handle.read())
+    for group in (OPTION_GROUP, "client"):
+        if parser.has_option(group, "password"):
+            return parser.get(group, "password").strip().strip('"').strip("'")
+    raise ValueError(f"{option_file} has no password in its [{OPTION_GROUP}] group")
+
+
+def postfix_mysql_table(text: str, password: str) -> str:
+    """A generated mysql-*.cf with the password added, for the live config directory:
+    Postfix 3.7 sends an empty password instead of reading the option file's."""
+    return text.rstrip("\n") + f"\npassword = {password}\n"
