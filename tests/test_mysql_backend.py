@@ -4,14 +4,16 @@ lookup exactly as the lmdb maps of the files backend do."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import time
 
 import pytest
 from conftest import VALID, checked, declared_addresses, need_root, need_tool, valid_spec, \
     with_backend, write_tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mariadb import MariaDB, option_file
+from mariadb import MariaDB, option_file, throwaway_dir
 
 from mailspec import install, model
 from mailspec.backends.postfix import mysql as postfix_mysql
@@ -27,7 +29,7 @@ MAPS = tuple(postfix_mysql.QUERIES)
 def mariadb(tmp_path_factory):
     need_root()
     need_tool("mariadbd")
-    server = MariaDB(tmp_path_factory.mktemp("mariadb"))
+    server = MariaDB(throwaway_dir("mariadb-"))
     server.start()
     yield server
     server.stop()
@@ -119,6 +121,8 @@ def test_mysql_tables_answer_like_lmdb_maps(name, mariadb, tmp_path):
         subprocess.run([postmap, f"lmdb:{lmdb_dir / table}"], check=True)
         cf = mysql_dir / postfix_mysql.file_name(table)
         cf.write_text(install.postfix_mysql_table(cf.read_text(), install.mysql_password(options)))
+        # Postfix waits until a just-written table file is a second old: age it.
+        os.utime(cf, (time.time() - 60, time.time() - 60))
         from_lmdb = postmap_all(f"lmdb:{lmdb_dir / table}", keys)
         assert postmap_all(f"mysql:{cf}", keys) == from_lmdb, table
         answered += from_lmdb.count("\n")
