@@ -8,6 +8,7 @@ import click
 
 from mailspec import __version__
 from mailspec.diagnostics import render_all_json, render_all_text
+from mailspec.certs import make_certificates
 from mailspec.pipeline import Lowered, Result, check_lowered, compile_to, lower
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
@@ -55,6 +56,7 @@ def main() -> None:
     Examples:
       mailspec check site.mailspec
       mailspec compile site.mailspec -o deploy/
+      mailspec certs site.mailspec --out tls/
     """
 
 
@@ -102,3 +104,32 @@ def compile_command(files: tuple[str, ...], output: str, output_format: str) -> 
         sys.exit(EXIT_SPEC)
     if output_format == "human":
         click.echo(f"compiled {result.spec.name} into {output}", err=True)
+
+
+@main.command("certs")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="The state directory for the CA and the server key and certificate.")
+def certs_command(files: tuple[str, ...], out: str) -> None:
+    """Create a private CA and a server certificate for the spec's mail names.
+
+    The server certificate covers the hostname and `mail.<domain>` for every served
+    domain and domain alias. An existing CA in OUT is kept, so clients that trust it
+    go on trusting the new certificate. Keys are written 0600. Point the spec's
+    `tls { cert …; key … }` at the installed server.crt and server.key.
+
+    \b
+    Examples:
+      mailspec certs site.mailspec --out /var/lib/mailspec/tls
+    """
+    result = check_lowered(_load(files))
+    if not result.ok:
+        _report(result, "human")
+        sys.exit(EXIT_SPEC)
+    try:
+        paths = make_certificates(result.spec, out)
+    except OSError as error:
+        click.echo(f"error: cannot write `{out}`: {(error.strerror or str(error)).lower()}", err=True)
+        sys.exit(EXIT_USAGE)
+    for name in ("ca.crt", "server.crt", "server.key"):
+        click.echo(f"wrote {paths[name]}", err=True)

@@ -6,8 +6,9 @@ export DEBIAN_FRONTEND=noninteractive
 if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
-  postfix postfix-lmdb dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve \
-  dovecot-managesieved ssl-cert util-linux python3-venv >/dev/null
+  postfix postfix-lmdb postfix-mysql dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve \
+  dovecot-managesieved dovecot-mysql mariadb-server mariadb-client openssl ssl-cert \
+  util-linux python3-venv >/dev/null
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'

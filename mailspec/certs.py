@@ -1,0 +1,92 @@
+"""TLS material for a spec, as the classic how-to makes it by hand with openssl: a
+private CA and a server certificate for the hostname and every served domain's mail
+name, signed by that CA. Keys are written 0600 and never go into a deploy directory."""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mailspec import model
+
+CA_DAYS = 3650
+SERVER_DAYS = 397  # what browsers and most clients accept for a leaf certificate
+
+
+def mail_names(spec: model.Spec) -> list[str]:
+    """The names clients use: the hostname, and `mail.` plus each served domain name."""
+    names = [spec.server.hostname]
+    for domain in spec.domains:
+        for name in [domain.name, *(a.name for a in domain.also)]:
+            names.append(f"mail.{name}")
+    return list(dict.fromkeys(names))
+
+
+def _write(path: str, data: bytes, mode: int) -> None:
+    """Create or replace `path` with `mode` from the start: a key is never world-readable."""
+    temporary = f"{path}.tmp"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)
+
+
+def _pem_key(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _load_or_create_ca(out: str, hostname: str, now: datetime.datetime):
+    key_path, cert_path = os.path.join(out, "ca.key"), os.path.join(out, "ca.crt")
+    if os.path.exists(key_path) and os.path.exists(cert_path):  # keep the CA clients trust
+        with open(key_path, "rb") as key_file, open(cert_path, "rb") as cert_file:
+            return (serialization.load_pem_private_key(key_file.read(), None),
+                    x509.load_pem_x509_certificate(cert_file.read()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"mailspec CA for {hostname}")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                         content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False,
+                                         encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256()))
+    _write(key_path, _pem_key(key), 0o600)
+    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return key, cert
+
+
+def make_certificates(spec: model.Spec, out: str) -> dict[str, str]:
+    """Write ca.key, ca.crt, server.key and server.crt (with the chain) into `out`."""
+    os.makedirs(out, mode=0o700, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, ca_cert = _load_or_create_ca(out, spec.server.hostname, now)
+    key = ec.generate_private_key(ec.SECP256R1())
+    names = mail_names(spec)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=SERVER_DAYS))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = {name: os.path.join(out, name) for name in ("ca.key", "ca.crt", "server.key", "server.crt")}
+    _write(paths["server.key"], _pem_key(key), 0o600)
+    chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
+    _write(paths["server.crt"], chain, 0o644)
+    return paths
