@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from mailspec import __version__
+from mailspec import __version__, model
 from mailspec.diagnostics import render_all_json, render_all_text
 from mailspec.certs import make_certificates
 from mailspec.pipeline import Lowered, Result, check_lowered, compile_to, lower
@@ -133,3 +133,53 @@ def certs_command(files: tuple[str, ...], out: str) -> None:
         sys.exit(EXIT_USAGE)
     for name in ("ca.crt", "server.crt", "server.key"):
         click.echo(f"wrote {paths[name]}", err=True)
+
+
+@main.command("apply")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--db", "url", required=True,
+              help="mysql://user@host[:port]/database, or …/database?socket=/path/to/mysqld.sock")
+@click.option("--password-file", type=click.Path(dir_okay=False),
+              help="A MySQL option file with the password in its [mailspec] group, "
+                   "or a file that holds only the password.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+def apply_command(files: tuple[str, ...], url: str, password_file: str | None, dry_run: bool) -> None:
+    """Make the live database equal to the spec (for the mysql backend).
+
+    Prints the plan: rows to add, change and remove, per domain. Without --dry-run it
+    then applies the whole plan in one transaction. An empty database gets the schema
+    first; a database with another schema version is refused. Mail on disk is never
+    touched: a removed mailbox keeps its data.
+
+    \b
+    Examples:
+      mailspec apply site.mailspec --db mysql://mailspec@localhost/mail --password-file /etc/mailspec/mysql.cnf --dry-run
+      mailspec apply site.mailspec --db 'mysql://mailspec@localhost/mail?socket=/run/mysqld/mysqld.sock'
+    """
+    from mailspec import apply as applying  # pymysql is only needed here
+
+    result = check_lowered(_load(files))
+    if not result.ok:
+        _report(result, "human")
+        sys.exit(EXIT_SPEC)
+    if result.spec.server.backend.kind is not model.BackendKind.MYSQL:
+        click.echo("error: the spec uses `backend files`; apply fills the database of "
+                   "`backend mysql { … }`", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        database = applying.Database.from_url(url)
+        password = applying.read_password(password_file) if password_file else None
+        with database.connect(password) as connection:
+            the_plan = applying.plan(connection, result.spec)
+            click.echo(the_plan.render(f"{database.database} ({database.user})"), nl=False)
+            if dry_run or the_plan.empty:
+                return
+            applying.apply(connection, the_plan)
+    except applying.ApplyError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    except applying.pymysql.err.Error as error:
+        click.echo(f"error: the database refused the change, nothing was applied: {error.args[-1]}",
+                   err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo("Applied.")

@@ -74,3 +74,16 @@ def write_tree(files: dict[str, str], target: Path) -> None:
         full = target / path
         full.parent.mkdir(parents=True, exist_ok=True)
         full.write_text(text, encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    """A private MariaDB server for this test session (each xdist worker has its own)."""
+    from mariadb import MariaDB, throwaway_dir
+
+    need_root()
+    need_tool("mariadbd")
+    server = MariaDB(throwaway_dir("mariadb-"))
+    server.start()
+    yield server
+    server.stop()

@@ -9,11 +9,11 @@ import subprocess
 import time
 
 import pytest
-from conftest import VALID, checked, declared_addresses, need_root, need_tool, valid_spec, \
-    with_backend, write_tree
+from conftest import VALID, checked, declared_addresses, need_tool, valid_spec, with_backend, \
+    write_tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mariadb import MariaDB, option_file, throwaway_dir
+from mariadb import MariaDB, option_file
 
 from mailspec import install, model
 from mailspec.backends.postfix import mysql as postfix_mysql
@@ -23,16 +23,6 @@ from mailspec.emit import emit_all
 
 USER, PASSWORD = "mailspec", "test-only-Secret-42"
 MAPS = tuple(postfix_mysql.QUERIES)
-
-
-@pytest.fixture(scope="session")
-def mariadb(tmp_path_factory):
-    need_root()
-    need_tool("mariadbd")
-    server = MariaDB(throwaway_dir("mariadb-"))
-    server.start()
-    yield server
-    server.stop()
 
 
 def mysql_spec(spec, server: MariaDB, database: str, options: str):
