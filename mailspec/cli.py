@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import sys
 
+import attrs
 import click
 
 from mailspec import __version__, model
 from mailspec.diagnostics import render_all_json, render_all_text
 from mailspec.certs import make_certificates
+from mailspec.layout import Layout, Ports
 from mailspec.pipeline import Lowered, Result, check_lowered, compile_to, lower
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
+MAX_PREFIX = 60
 
 FORMAT = click.option("--format", "output_format", type=click.Choice(["human", "json"]),
                       default="human", show_default=True, help="How to print diagnostics.")
@@ -32,6 +35,21 @@ def _report(result: Result, output_format: str) -> None:
         click.echo(render_all_json(result.diagnostics, result.sources), nl=False)
     elif result.diagnostics:
         click.echo(render_all_text(result.diagnostics, result.sources), nl=False, err=True)
+
+
+def _layout(prefix: str, ports: tuple[str, ...]) -> Layout:
+    if prefix and not prefix.startswith("/"):
+        raise click.BadParameter("must be an absolute path", param_hint="--prefix")
+    if len(prefix) > MAX_PREFIX:  # Unix socket paths under it must fit in 108 bytes
+        raise click.BadParameter(f"must be at most {MAX_PREFIX} characters long", param_hint="--prefix")
+    numbers = {}
+    for item in ports:
+        name, _, number = item.partition("=")
+        if name not in attrs.fields_dict(Ports) or not number.isdigit() or not 0 < int(number) < 65536:
+            raise click.BadParameter(f"`{item}`: write NAME=NUMBER with NAME one of "
+                                     f"{', '.join(attrs.fields_dict(Ports))}", param_hint="--port")
+        numbers[name] = int(number)
+    return Layout(prefix.rstrip("/"), Ports(**numbers))
 
 
 class _Group(click.Group):
@@ -81,8 +99,15 @@ def check_command(files: tuple[str, ...], output_format: str) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False),
               help="The deploy directory to (re)create.")
+@click.option("--prefix", default="", metavar="DIR",
+              help="Relocate: put every absolute path the deploy names under DIR (for tests "
+                   "and side-by-side servers). Only paths and ports differ from production.")
+@click.option("--port", "ports", multiple=True, metavar="NAME=NUMBER",
+              help="Relocate a listener: smtp, submission, submissions, imap, imaps or sieve. "
+                   "Repeatable.")
 @FORMAT
-def compile_command(files: tuple[str, ...], output: str, output_format: str) -> None:
+def compile_command(files: tuple[str, ...], output: str, prefix: str, ports: tuple[str, ...],
+                    output_format: str) -> None:
     """Compile FILES into the deploy directory OUTPUT.
 
     The directory is replaced as a whole, atomically: if the spec has errors, or
@@ -92,10 +117,12 @@ def compile_command(files: tuple[str, ...], output: str, output_format: str) -> 
     Examples:
       mailspec compile site.mailspec -o deploy/
       mailspec compile server.mailspec domains/*.mailspec -o /srv/mail/deploy
+      mailspec compile site.mailspec -o test-deploy --prefix /tmp/mail --port smtp=2525
     """
+    layout = _layout(prefix, ports)
     lowered = _load(files)
     try:
-        result = compile_to(lowered, output)
+        result = compile_to(lowered, output, layout)
     except OSError as error:
         click.echo(f"error: cannot write `{output}`: {(error.strerror or str(error)).lower()}", err=True)
         sys.exit(EXIT_USAGE)

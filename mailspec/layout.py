@@ -1,5 +1,11 @@
-"""Where the generated files live on the target host. Postfix maps are referenced through
-`$config_directory`, so they follow main.cf wherever it is installed."""
+"""Where the generated files, and the files they name, live on the target host.
+
+Production uses the Debian paths and the standard ports. A relocated layout puts every
+absolute path under a prefix and may move each listener to another port, so that a whole
+server can run unprivileged-port and side by side with the host's own (the host-daemon
+test tier does this). Nothing else differs: tests/test_layout.py diffs the two.
+Postfix maps are referenced through `$config_directory`, so they follow main.cf.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +13,41 @@ import attrs
 
 
 @attrs.frozen
+class Ports:
+    smtp: int = 25
+    submission: int = 587
+    submissions: int = 465
+    imap: int = 143
+    imaps: int = 993
+    sieve: int = 4190
+
+
+@attrs.frozen
 class Layout:
-    postfix_dir: str = "/etc/postfix"
-    dovecot_dir: str = "/etc/dovecot"
-    postfix_queue: str = "/var/spool/postfix"
+    prefix: str = ""  # prepended to every absolute path; "" in production
+    ports: Ports = Ports()
 
-    @property
-    def users_file(self) -> str:
-        return f"{self.dovecot_dir}/users"
+    def path(self, absolute: str) -> str:
+        return self.prefix + absolute
 
-    @property
-    def sieve_dir(self) -> str:
-        return f"{self.dovecot_dir}/sieve"
+    def mail_location(self, location: str) -> str:
+        """`maildir:/var/mail/vhosts/%d/%n` with its path moved under the prefix."""
+        kind, _, rest = location.partition(":")
+        return f"{kind}:{self.path(rest)}"
 
-    @property
-    def lmtp_socket(self) -> str:
-        return f"{self.postfix_queue}/private/dovecot-lmtp"
-
-    @property
-    def auth_socket(self) -> str:
-        return f"{self.postfix_queue}/private/auth"
+    postfix_dir = property(lambda self: self.path("/etc/postfix"))
+    dovecot_dir = property(lambda self: self.path("/etc/dovecot"))
+    postfix_queue = property(lambda self: self.path("/var/spool/postfix"))
+    postfix_data = property(lambda self: self.path("/var/lib/postfix"))
+    postfix_log = property(lambda self: self.path("/var/log/postfix.log"))
+    aliases = property(lambda self: self.path("/etc/aliases"))
+    dovecot_base = property(lambda self: self.path("/run/dovecot"))
+    dovecot_state = property(lambda self: self.path("/var/lib/dovecot"))
+    dovecot_log = property(lambda self: self.path("/var/log/dovecot.log"))
+    users_file = property(lambda self: f"{self.dovecot_dir}/users")
+    sieve_dir = property(lambda self: f"{self.dovecot_dir}/sieve")
+    lmtp_socket = property(lambda self: f"{self.postfix_queue}/private/dovecot-lmtp")
+    auth_socket = property(lambda self: f"{self.postfix_queue}/private/auth")
 
 
 DEFAULT = Layout()

@@ -13,6 +13,7 @@ from mailspec.background import Background
 from mailspec.backends import dovecot, postfix, sieve, sql
 from mailspec.check import check_spec
 from mailspec.diagnostics import Diagnostic
+from mailspec.layout import DEFAULT, Layout
 from mailspec.emit import BACKENDS, Staging, emit_all, emit_backends, manifest
 from mailspec.lower.loader import load
 from mailspec.lower.lower import Lowerer
@@ -87,17 +88,17 @@ def compile_files(result: Result) -> dict[str, str]:
 assert set(BACKENDS) == {dovecot, postfix, sieve, sql}, "_share must place every backend"
 
 
-def _share(spec: model.Spec, background: bool) -> dict[str, str]:
+def _share(spec: model.Spec, background: bool, layout: Layout) -> dict[str, str]:
     """The files that one of the two writers emits and writes. The forked child takes
     postfix (the map building), the parent dovecot and sql after the check; the many
     small Sieve files, bound by file creation, are shared between them."""
-    scripts = sorted(emit_backends(spec, (sieve,)).items())
+    scripts = sorted(emit_backends(spec, (sieve,), layout).items())
     if background:
-        return emit_backends(spec, (postfix,)) | dict(scripts[0::2])
-    return emit_backends(spec, (dovecot, sql)) | dict(scripts[1::2])
+        return emit_backends(spec, (postfix,), layout) | dict(scripts[0::2])
+    return emit_backends(spec, (dovecot, sql), layout) | dict(scripts[1::2])
 
 
-def compile_to(lowered: Lowered, target: str) -> Result:
+def compile_to(lowered: Lowered, target: str, layout: Layout = DEFAULT) -> Result:
     """Check the lowered spec and, if it is valid, write its deploy tree to `target`
     atomically. OSError if the tree cannot be written (after a valid check)."""
     if lowered.spec is None or any(d.is_error for d in lowered.diagnostics):
@@ -115,13 +116,13 @@ def compile_to(lowered: Lowered, target: str) -> Result:
         with _no_gc():
             # Speculative: an invalid spec may make the backends fail or loop; the
             # child is then simply killed, as its output would be thrown away anyway.
-            background = Background(lambda: staging.write(_share(spec, background=True)))
+            background = Background(lambda: staging.write(_share(spec, True, layout)))
             result = lowered.checked()  # while the child works
             if not result.ok:
                 background.cancel()
                 staging.discard()
                 return result
-            digests = staging.write(_share(spec, background=False))
+            digests = staging.write(_share(spec, False, layout))
             digests.update(background.result())
             staging.write({"MANIFEST": manifest(spec, digests)})
             staging.commit()

@@ -87,3 +87,14 @@ def mariadb():
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def short_dir():
+    """A temporary directory with a short path: relocated servers put Unix sockets under
+    it, and a socket path must stay under 108 bytes."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="ms", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -4,6 +4,7 @@ and the lmdb maps, queried with the real postmap, route mail as the model says."
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
 
@@ -14,6 +15,7 @@ from conftest import VALID, checked, compile_fixture, declared_addresses, need_r
 
 from mailspec import model
 from mailspec.emit import emit_all
+from mailspec.layout import Layout
 from mailspec.semantics import resolve
 
 MAPS = ("virtual_domains", "virtual_alias_domains", "virtual_mailboxes", "virtual_aliases",
@@ -33,17 +35,18 @@ def test_postconf_has_no_warnings(deploy):
     assert "virtual_transport = lmtp:unix:private/dovecot-lmtp" in run.stdout
 
 
-def test_postfix_check_is_clean(deploy):
+@pytest.mark.parametrize("name", VALID)
+def test_postfix_check_is_clean(name, tmp_path, short_dir):
     need_root()
     postfix = need_tool("postfix")
     script = need_tool("script")
-    config = deploy / "postfix"
-    # Its own queue and data directories, so the check touches nothing of the host's.
-    for name in ("queue", "data"):
-        (deploy / name).mkdir()
-    shutil.chown(deploy / "data", "postfix")
-    with open(config / "main.cf", "a") as main_cf:
-        main_cf.write(f"queue_directory = {deploy / 'queue'}\ndata_directory = {deploy / 'data'}\n")
+    # Relocated under tmp_path: its own queue and data directories, nothing of the host's.
+    layout = Layout(str(short_dir))
+    write_tree(emit_all(checked(valid_spec(name)).spec, layout), tmp_path / "deploy")
+    for directory in (layout.postfix_queue, layout.postfix_data, os.path.dirname(layout.postfix_log)):
+        os.makedirs(directory)
+    shutil.chown(layout.postfix_data, "postfix")
+    config = tmp_path / "deploy" / "postfix"
     # postfix check writes to syslog unless stderr is a terminal: give it one.
     run = subprocess.run([script, "-qec", f"{postfix} -c {config} check", "/dev/null"],
                          capture_output=True, text=True)

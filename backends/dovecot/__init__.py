@@ -17,17 +17,18 @@ def quota_size(size: int) -> str:
     return f"{size}B"
 
 
-def home_template(spec: model.Spec) -> str:
+def home_template(spec: model.Spec, layout: Layout) -> str:
     """The mail directory of `mail_location` (`maildir:/var/mail/vhosts/%d/%n:…` -> its path)."""
-    return spec.server.mail_location.split(":")[1]
+    return layout.mail_location(spec.server.mail_location).split(":")[1]
 
 
-def home(spec: model.Spec, domain: str, local: str) -> str:
-    return home_template(spec).replace("%d", domain).replace("%n", local).replace("%u", f"{local}@{domain}")
+def home(template: str, domain: str, local: str) -> str:
+    return template.replace("%d", domain).replace("%n", local).replace("%u", f"{local}@{domain}")
 
 
 def users_file(spec: model.Spec, layout: Layout) -> str:
     vmail = spec.server.vmail
+    template = home_template(spec, layout)
     lines = []
     for domain in spec.domains:
         message_size = domain.limits.message_size
@@ -45,7 +46,7 @@ def users_file(spec: model.Spec, layout: Layout) -> str:
                 fields.append(f"userdb_sieve_before2={layout.dovecot_dir}/{script}")
             user = f"{mailbox.local}@{domain.name}"
             lines.append(f"{user}:{password}:{vmail.uid}:{vmail.gid}::"
-                         f"{home(spec, domain.name, mailbox.local)}::{' '.join(fields)}\n")
+                         f"{home(template, domain.name, mailbox.local)}::{' '.join(fields)}\n")
     return "".join(lines)
 
 
@@ -64,10 +65,13 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
                  "userdb_args": f"username_format=%Lu {layout.users_file}"}
         files = {"dovecot/users": users_file(spec, layout)}
     conf = render(__name__, "dovecot.conf.j2", **users,
-                  tls_cert=server.tls.cert, tls_key=server.tls.key,
+                  tls_cert=layout.path(server.tls.cert), tls_key=layout.path(server.tls.key),
+                  base_dir=layout.dovecot_base, state_dir=layout.dovecot_state,
+                  log_path=layout.dovecot_log, ports=layout.ports,
+                  sendmail=f"/usr/sbin/sendmail -C {layout.postfix_dir}",
                   uid=server.vmail.uid, gid=server.vmail.gid,
-                  vmail_user=server.vmail.user, home=home_template(spec),
-                  mail_location=server.mail_location,
+                  vmail_user=server.vmail.user, home=home_template(spec, layout),
+                  mail_location=layout.mail_location(server.mail_location),
                   recipient_delimiter=server.recipient_delimiter,
                   lmtp_socket=layout.lmtp_socket, auth_socket=layout.auth_socket,
                   sieve_before=f"{layout.dovecot_dir}/{script}" if script else "")

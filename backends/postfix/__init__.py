@@ -64,8 +64,12 @@ def main_cf(spec: model.Spec, tables: postfix_tables.PostfixTables, layout: Layo
             ("append_dot_mydomain", "no"),
             ("readme_directory", "no"),
             ("default_database_type", "lmdb"),
-            ("alias_maps", "lmdb:/etc/aliases"),
-            ("alias_database", "lmdb:/etc/aliases"),
+            ("alias_maps", f"lmdb:{layout.aliases}"),
+            ("alias_database", f"lmdb:{layout.aliases}"),
+            ("queue_directory", layout.postfix_queue),
+            ("data_directory", layout.postfix_data),
+            ("maillog_file_prefixes", layout.path("/var")),
+            ("maillog_file", layout.postfix_log),
             ("recipient_delimiter", server.recipient_delimiter),
             *((name, str(value)) for name, value in optional if value is not None),
         )),
@@ -77,8 +81,8 @@ def main_cf(spec: model.Spec, tables: postfix_tables.PostfixTables, layout: Layo
             ("virtual_transport", "lmtp:unix:private/dovecot-lmtp"),
         )),
         Section("TLS: opportunistic on port 25, required for submission; TLS 1.2 or newer", (
-            ("smtpd_tls_cert_file", server.tls.cert),
-            ("smtpd_tls_key_file", server.tls.key),
+            ("smtpd_tls_cert_file", layout.path(server.tls.cert)),
+            ("smtpd_tls_key_file", layout.path(server.tls.key)),
             ("smtpd_tls_security_level", "may"),
             ("smtpd_tls_auth_only", "yes"),
             ("smtpd_tls_protocols", ">=TLSv1.2"),
@@ -126,12 +130,13 @@ _SUBMISSION = (
 )
 
 
-def master_cf() -> list[Service]:
+def master_cf(layout: Layout) -> list[Service]:
+    ports = layout.ports  # numeric, so that a relocated master.cf differs only in them
     return [
-        Service("smtp      inet  n       -       n       -       -       smtpd"),
-        Service("submission inet n       -       n       -       -       smtpd",
+        Service(f"{ports.smtp:<9} inet  n       -       n       -       -       smtpd"),
+        Service(f"{ports.submission:<9} inet  n       -       n       -       -       smtpd",
                 ("syslog_name=postfix/submission", "smtpd_tls_security_level=encrypt", *_SUBMISSION)),
-        Service("submissions inet n      -       n       -       -       smtpd",
+        Service(f"{ports.submissions:<9} inet  n       -       n       -       -       smtpd",
                 ("syslog_name=postfix/submissions", "smtpd_tls_wrappermode=yes", *_SUBMISSION)),
         Service("pickup    unix  n       -       n       60      1       pickup"),
         Service("cleanup   unix  n       -       n       -       0       cleanup"),
@@ -165,7 +170,7 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
     tables = postfix_tables.build(spec)
     files = {
         "postfix/main.cf": render(__name__, "main.cf.j2", sections=main_cf(spec, tables, layout)),
-        "postfix/master.cf": render(__name__, "master.cf.j2", services=master_cf()),
+        "postfix/master.cf": render(__name__, "master.cf.j2", services=master_cf(layout)),
         "postfix/plus_disabled": lookup_table(tables.plus_disabled),
     }
     backend = spec.server.backend
