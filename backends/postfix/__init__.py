@@ -131,12 +131,12 @@ _SUBMISSION = (
 
 
 def master_cf(layout: Layout) -> list[Service]:
-    ports = layout.ports  # numeric, so that a relocated master.cf differs only in them
+    ports = layout.ports  # numeric and unpadded: a relocated master.cf differs only in them
     return [
-        Service(f"{ports.smtp:<9} inet  n       -       n       -       -       smtpd"),
-        Service(f"{ports.submission:<9} inet  n       -       n       -       -       smtpd",
+        Service(f"{ports.smtp} inet  n       -       n       -       -       smtpd"),
+        Service(f"{ports.submission} inet  n       -       n       -       -       smtpd",
                 ("syslog_name=postfix/submission", "smtpd_tls_security_level=encrypt", *_SUBMISSION)),
-        Service(f"{ports.submissions:<9} inet  n       -       n       -       -       smtpd",
+        Service(f"{ports.submissions} inet  n       -       n       -       -       smtpd",
                 ("syslog_name=postfix/submissions", "smtpd_tls_wrappermode=yes", *_SUBMISSION)),
         Service("pickup    unix  n       -       n       60      1       pickup"),
         Service("cleanup   unix  n       -       n       -       0       cleanup"),
