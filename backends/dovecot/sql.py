@@ -8,7 +8,7 @@ from mailspec.backends import render
 from mailspec.layout import Layout
 
 
-def connect(backend: model.Backend) -> str:
+def connect(backend: model.Backend, option_file: str) -> str:
     """Dovecot's connect string. The password is read by the MySQL client library from
     the option file's [mailspec] group: it never appears in the deploy directory."""
     if backend.socket:
@@ -16,7 +16,7 @@ def connect(backend: model.Backend) -> str:
     else:
         place = f"host={backend.host or 'localhost'}" + (f" port={backend.port}" if backend.port else "")
     return (f"{place} dbname={backend.database} user={backend.user} "
-            f"option_file={backend.password_file} option_group=mailspec")
+            f"option_file={option_file} option_group=mailspec")
 
 
 def config(spec: model.Spec, layout: Layout) -> str:
@@ -27,7 +27,7 @@ def config(spec: model.Spec, layout: Layout) -> str:
                   f"CONCAT('{layout.dovecot_dir}/', u.sieve_script) AS sieve_before2 "
                   f"FROM {users} WHERE u.email = '%Lu'")
     return render(__package__, "dovecot-sql.conf.ext.j2",
-                  connect=connect(spec.server.backend),
+                  connect=connect(spec.server.backend, layout.path(spec.server.backend.password_file)),
                   password_query=("SELECT email AS user, password FROM virtual_users "
                                   "WHERE email = '%Lu' AND password IS NOT NULL"),
                   user_query=user_query,

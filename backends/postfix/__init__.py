@@ -176,11 +176,13 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
     backend = spec.server.backend
     senders = [c for c in tables.list_classes if c.senders is not None]
     if uses_mysql(spec):
+        option_file = layout.path(backend.password_file)
         for name in _MAPS:
-            files[f"postfix/{mysql.file_name(name)}"] = mysql.table_file(backend, mysql.QUERIES[name])
+            files[f"postfix/{mysql.file_name(name)}"] = mysql.table_file(
+                backend, option_file, mysql.QUERIES[name])
         for list_class in senders:
             files[f"postfix/{mysql.file_name(list_class.name)}"] = mysql.table_file(
-                backend, mysql.list_senders_query(list_class.name))
+                backend, option_file, mysql.list_senders_query(list_class.name))
         return files
     for name in _MAPS:
         files[f"postfix/{name}"] = lookup_table(getattr(tables, name))

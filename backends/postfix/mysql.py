@@ -40,6 +40,6 @@ def hosts(backend: model.Backend) -> str:
     return f"inet:{host}:{backend.port}" if backend.port else f"inet:{host}"
 
 
-def table_file(backend: model.Backend, query: str) -> str:
+def table_file(backend: model.Backend, option_file: str, query: str) -> str:
     return render(__package__, "mysql.cf.j2", hosts=hosts(backend), user=backend.user,
-                  database=backend.database, option_file=backend.password_file, query=query)
+                  database=backend.database, option_file=option_file, query=query)

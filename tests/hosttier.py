@@ -1,0 +1,190 @@
+"""The host-daemon tier: a compiled, relocated deploy run by the real Postfix and Dovecot
+on loopback, for the files backend and for the mysql backend (on the test MariaDB)."""
+
+from __future__ import annotations
+
+import imaplib
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import attrs
+import pytest
+from conftest import need_root, need_tool
+
+from mailspec.certs import make_certificates
+from mailspec.emit import write_tree
+from mailspec.hostrun import HostServer
+from mailspec.layout import Layout, Ports
+from mailspec.pipeline import check, compile_to, lower
+
+PASSWORDS = {"alice": "alice-Secret-1", "bob": "bob-Secret-2", "carol": "carol-Secret-3",
+             "dave": "dave-Secret-4", "noreply": "noreply-Secret-5", "tiny": "tiny-Secret-6"}
+DB_USER, DB_PASSWORD = "mailspec", "host-Tier-Secret-9"
+HOSTNAME = "mail.example.com"
+
+SPEC = """
+server {{
+  hostname mail.example.com
+  {backend}
+}}
+domain example.com {{
+  also example.net
+  catch_all alice
+  mailbox alice {{
+    password "{alice}"
+    aliases postmaster
+    sieve {{ if header "subject" contains "[report]" {{ fileinto "Reports"; stop }} }}
+  }}
+  mailbox bob {{ password "{bob}" }}
+  mailbox carol {{
+    password "{carol}"
+    forward carol@elsewhere.example
+    keep_copy
+  }}
+  mailbox dave {{
+    password "{dave}"
+    send_as noreply
+    auto_reply {{ subject "Away"; body "Back on Monday."; days 1 }}
+  }}
+  mailbox noreply {{ password "{noreply}"; send_only }}
+  mailbox tiny {{ password "{tiny}"; quota 40 KiB }}
+  alias sales -> alice, bob
+  list staff {{ members alice, bob; post members }}
+  list news {{ members alice, bob, carol; post announcer; announcer carol }}
+  list open {{ members alice, bob; post anyone; require_auth }}
+}}
+"""
+MYSQL = ('backend mysql {{ socket "{socket}"; database {database}; user ' + DB_USER +
+         '; password_file "/etc/mailspec/mysql.cnf" }}')
+
+
+def hashed(password: str) -> str:
+    return subprocess.run(["doveadm", "pw", "-s", "SHA512-CRYPT", "-p", password],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@attrs.define
+class Running:
+    server: HostServer
+    layout: Layout
+    prefix: Path
+    ca_file: str
+
+    @property
+    def ports(self) -> Ports:
+        return self.layout.ports
+
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_file)
+
+    def maildir(self, user: str, folder: str = "") -> Path:
+        base = self.prefix / "var/mail/vhosts/example.com" / user
+        return base / f".{folder}" if folder else base
+
+    def messages(self, user: str, folder: str = "") -> list[str]:
+        found = []
+        for sub in ("new", "cur"):
+            directory = self.maildir(user, folder) / sub
+            if directory.exists():
+                found += [p.read_text(errors="replace") for p in sorted(directory.iterdir())]
+        return found
+
+    def wait_for(self, user: str, marker: str, folder: str = "", timeout: float = 15) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.messages(user, folder):
+                if marker in message:
+                    return message
+            time.sleep(0.05)
+        raise AssertionError(f"no message with {marker!r} for {user} in {folder or 'INBOX'}\n"
+                             + self.server.logs()[-3000:])
+
+    def smtp(self, port: int | None = None, implicit_tls: bool = False) -> smtplib.SMTP:
+        """A client on 127.0.0.1 that verifies the server's certificate as mail.example.com."""
+        if implicit_tls:
+            client = smtplib.SMTP_SSL(local_hostname="client.test", timeout=15, context=self.tls())
+        else:
+            client = smtplib.SMTP(local_hostname="client.test", timeout=15)
+        client._host = HOSTNAME  # the name TLS verifies; the connection goes to loopback
+        client.connect("127.0.0.1", port or self.ports.smtp)
+        return client
+
+    def submission(self, user: str) -> smtplib.SMTP:
+        client = self.smtp(self.ports.submission)
+        client.starttls(context=self.tls())
+        client.login(f"{user}@example.com", PASSWORDS[user])
+        return client
+
+    def imap(self, user: str) -> imaplib.IMAP4:
+        client = imaplib.IMAP4("127.0.0.1", self.ports.imap, timeout=15)
+        client.host = HOSTNAME
+        client.starttls(ssl_context=self.tls())
+        client.login(f"{user}@example.com", PASSWORDS[user])
+        return client
+
+    def queue(self) -> str:
+        return subprocess.run(["postqueue", "-c", self.layout.postfix_dir, "-j"], capture_output=True,
+                              text=True).stdout
+
+
+def message(subject: str, sender: str, to: str, body: str = "hello") -> str:
+    return f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{subject.replace(' ', '.')}@t>\r\n\r\n{body}\r\n"
+
+
+@pytest.fixture(scope="module", params=["files", "mysql"])
+def running(request, mariadb):
+    need_root()
+    for tool in ("postfix", "dovecot", "doveadm", "sievec", "postmap"):
+        need_tool(tool)
+    prefix = Path(tempfile.mkdtemp(prefix="ms", dir="/tmp"))
+    hashes = {user: hashed(password) for user, password in PASSWORDS.items()}
+    backend = ""
+    if request.param == "mysql":
+        database = "host_tier"
+        backend = MYSQL.format(socket=mariadb.socket, database=database)
+    spec_path = prefix / "site.mailspec"
+    spec_path.write_text(SPEC.format(backend=backend, **hashes))
+    spec = check([str(spec_path)]).spec
+    layout = Layout(str(prefix), Ports(*free_ports(6)))
+    deploy = prefix / "deploy"
+    compiled = compile_to(lower([str(spec_path)]), str(deploy), layout)
+    assert compiled.ok, [f"{d.code} {d.message}" for d in compiled.diagnostics]
+    tls = prefix / "tls"
+    make_certificates(spec, str(tls))
+    if request.param == "mysql":
+        options = Path(layout.path("/etc/mailspec/mysql.cnf"))
+        options.parent.mkdir(parents=True)
+        options.write_text(f"[mailspec]\nuser = {DB_USER}\npassword = {DB_PASSWORD}\n")
+        options.chmod(0o644)  # read by postfix and by Dovecot's auth worker (vmail)
+        mariadb.create_database(database, DB_USER, DB_PASSWORD)
+        mariadb.source(database, deploy / "sql" / "schema.sql")
+        mariadb.source(database, deploy / "sql" / "seed.sql")
+    server = HostServer(spec, deploy, layout, tls)
+    server.install()
+    started = time.monotonic()
+    server.start()
+    print(f"\n{request.param}: started in {time.monotonic() - started:.2f} s")
+    yield Running(server, layout, prefix, str(tls / "ca.crt"))
+    logs = server.logs()
+    server.stop()
+    assert not server.processes(), "stray processes after stop"
+    shutil.rmtree(prefix, ignore_errors=True)
+    problems = [line for line in logs.splitlines()
+                if any(word in line for word in (" fatal:", " panic:", "Panic:", "Fatal:"))]
+    assert not problems, "\n".join(problems)

@@ -1,0 +1,145 @@
+"""Real mail through the real daemons, for both backends: SMTP and submission in,
+LMTP to Dovecot, Maildir on disk, IMAP out; and the policies the spec declares."""
+
+from __future__ import annotations
+
+import smtplib
+
+import pytest
+from hosttier import message, running  # noqa: F401  (the fixture)
+
+
+def test_smtp_to_a_mailbox_then_imap(running):
+    with running.smtp() as client:
+        client.sendmail("someone@outside.example", ["bob@example.com"],
+                        message("plain delivery", "someone@outside.example", "bob@example.com"))
+    running.wait_for("bob", "plain delivery")
+    imap = running.imap("bob")
+    imap.select("INBOX")
+    status, found = imap.search(None, "SUBJECT", '"plain delivery"')
+    assert status == "OK" and found[0].split()
+    imap.logout()
+
+
+@pytest.mark.parametrize(("address", "receivers"), [
+    ("sales@example.com", ["alice", "bob"]),         # an alias with two targets
+    ("postmaster@example.com", ["alice"]),           # a mailbox alias
+    ("nobody-here@example.com", ["alice"]),          # the catch-all
+    ("bob@example.net", ["bob"]),                    # a domain alias
+    ("bob+lists@example.com", ["bob"]),              # plus addressing
+    ("staff@example.com", ["alice", "bob"]),         # a list, posted by a member
+])
+def test_routing(running, address, receivers):
+    subject = f"routing to {address}"
+    sender = "alice@example.com" if address.startswith("staff") else "someone@outside.example"
+    with running.smtp() as client:
+        client.sendmail(sender, [address], message(subject, sender, address))
+    for user in receivers:
+        running.wait_for(user, subject)
+
+
+def test_submission_starttls_auth_and_implicit_tls(running):
+    with running.submission("alice") as client:
+        client.sendmail("alice@example.com", ["bob@example.com"],
+                        message("via 587", "alice@example.com", "bob@example.com"))
+    with running.smtp(running.ports.submissions, implicit_tls=True) as client:
+        client.login("alice@example.com", "alice-Secret-1")
+        client.sendmail("alice@example.com", ["bob@example.com"],
+                        message("via 465", "alice@example.com", "bob@example.com"))
+    running.wait_for("bob", "via 587")
+    running.wait_for("bob", "via 465")
+
+
+def test_auth_without_tls_is_refused(running):
+    with running.smtp(running.ports.submission) as client:
+        client.ehlo()
+        assert not client.has_extn("auth")  # AUTH is only offered after STARTTLS
+        code, _ = client.docmd("AUTH", "PLAIN AGFsaWNlQGV4YW1wbGUuY29tAGFsaWNlLVNlY3JldC0x")
+        assert code >= 500
+    with running.smtp() as client:  # port 25 offers no AUTH at all
+        client.ehlo()
+        assert not client.has_extn("auth")
+
+
+def test_sieve_fileinto_a_folder(running):
+    with running.smtp() as client:
+        client.sendmail("someone@outside.example", ["alice@example.com"],
+                        message("[report] weekly", "someone@outside.example", "alice@example.com"))
+    running.wait_for("alice", "[report] weekly", folder="Reports")
+    assert not any("[report] weekly" in m for m in running.messages("alice"))
+
+
+def test_forward_keeps_a_copy_and_queues_the_forward(running):
+    with running.smtp() as client:
+        client.sendmail("someone@outside.example", ["carol@example.com"],
+                        message("forward me", "someone@outside.example", "carol@example.com"))
+    running.wait_for("carol", "forward me")
+    deadline = __import__("time").monotonic() + 15
+    while "carol@elsewhere.example" not in running.queue():
+        assert __import__("time").monotonic() < deadline, running.queue()
+        __import__("time").sleep(0.1)
+
+
+def test_send_only_mailbox_refuses_inbound(running):
+    with running.smtp() as client, pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        client.sendmail("someone@outside.example", ["noreply@example.com"],
+                        message("to send-only", "someone@outside.example", "noreply@example.com"))
+    code, text = refused.value.recipients["noreply@example.com"]
+    assert code == 550 and b"send-only" in text
+
+
+def test_send_as_rights(running):
+    with running.submission("dave") as client:
+        client.sendmail("noreply@example.com", ["bob@example.com"],
+                        message("dave as noreply", "noreply@example.com", "bob@example.com"))
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            client.sendmail("alice@example.com", ["bob@example.com"],
+                            message("dave as alice", "alice@example.com", "bob@example.com"))
+    running.wait_for("bob", "dave as noreply")
+
+
+def test_list_posting_policies(running):
+    with running.smtp() as client:
+        with pytest.raises(smtplib.SMTPRecipientsRefused):  # members only
+            client.sendmail("someone@outside.example", ["staff@example.com"],
+                            message("outsider to staff", "someone@outside.example", "staff@example.com"))
+        with pytest.raises(smtplib.SMTPRecipientsRefused):  # announcer only
+            client.sendmail("alice@example.com", ["news@example.com"],
+                            message("alice to news", "alice@example.com", "news@example.com"))
+        client.sendmail("carol@example.com", ["news@example.com"],
+                        message("carol announces", "carol@example.com", "news@example.com"))
+        with pytest.raises(smtplib.SMTPRecipientsRefused):  # anyone, but logged in
+            client.sendmail("someone@outside.example", ["open@example.com"],
+                            message("anon to open", "someone@outside.example", "open@example.com"))
+    with running.submission("bob") as client:
+        client.sendmail("bob@example.com", ["open@example.com"],
+                        message("bob to open", "bob@example.com", "open@example.com"))
+    running.wait_for("alice", "carol announces")
+    running.wait_for("alice", "bob to open")
+
+
+def test_quota_exceeded_bounces_and_keeps_what_was_stored(running):
+    with running.smtp() as client:
+        client.sendmail("someone@outside.example", ["tiny@example.com"],
+                        message("small one", "someone@outside.example", "tiny@example.com"))
+    running.wait_for("tiny", "small one")
+    big = "x" * 200 + "\r\n"
+    with running.smtp() as client:
+        client.sendmail("bob@example.com", ["tiny@example.com"],
+                        message("too big", "bob@example.com", "tiny@example.com", big * 300))
+    bounce = running.wait_for("bob", "too big")  # the bounce quotes the message
+    assert "quota" in bounce.lower()
+    assert any("small one" in m for m in running.messages("tiny"))
+    assert not any("Subject: too big" in m for m in running.messages("tiny"))
+
+
+def test_auto_reply_once_per_sender(running):
+    for n in range(2):
+        with running.smtp() as client:
+            client.sendmail("bob@example.com", ["dave@example.com"],
+                            message(f"hello dave {n}", "bob@example.com", "dave@example.com"))
+        running.wait_for("dave", f"hello dave {n}")
+    running.wait_for("bob", "Back on Monday.")
+    __import__("time").sleep(1)
+    replies = [m for m in running.messages("bob") if "Back on Monday." in m]
+    assert len(replies) == 1
