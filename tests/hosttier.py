@@ -16,6 +16,7 @@ from pathlib import Path
 import attrs
 import pytest
 from conftest import need_root, need_tool
+from mariadb import DB_PASSWORD, DB_USER
 
 from mailspec.certs import make_certificates
 from mailspec.emit import write_tree
@@ -25,12 +26,12 @@ from mailspec.pipeline import check, compile_to, lower
 
 PASSWORDS = {"alice": "alice-Secret-1", "bob": "bob-Secret-2", "carol": "carol-Secret-3",
              "dave": "dave-Secret-4", "noreply": "noreply-Secret-5", "tiny": "tiny-Secret-6"}
-DB_USER, DB_PASSWORD = "mailspec", "host-Tier-Secret-9"
 HOSTNAME = "mail.example.com"
 
 SPEC = """
 server {{
   hostname mail.example.com
+  relay_host [127.0.0.1]:9   # nothing listens: outbound mail stays in the queue to inspect
   {backend}
 }}
 domain example.com {{
@@ -182,7 +183,11 @@ def running(request, mariadb):
     print(f"\n{request.param}: started in {time.monotonic() - started:.2f} s")
     yield Running(server, layout, prefix, str(tls / "ca.crt"))
     logs = server.logs()
+    delivered = sum(1 for p in (prefix / "var/mail/vhosts").rglob("*") if p.parent.name in ("new", "cur"))
+    print(f"\n{request.param}: {delivered} messages delivered to Maildirs")
+    stopping = time.monotonic()
     server.stop()
+    print(f"{request.param}: stopped in {time.monotonic() - stopping:.2f} s")
     assert not server.processes(), "stray processes after stop"
     shutil.rmtree(prefix, ignore_errors=True)
     problems = [line for line in logs.splitlines()

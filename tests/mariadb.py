@@ -15,6 +15,10 @@ from pathlib import Path
 import pymysql
 
 
+# One account for every test: tests of several modules share a server (per xdist worker).
+DB_USER, DB_PASSWORD = "mailspec", "test-only-Secret-42"
+
+
 def throwaway_dir(prefix: str) -> Path:
     """A directory for a test server's data: in memory when possible, because InnoDB's
     fsyncs on a slow disk make each CREATE TABLE cost seconds; the data is thrown away."""
@@ -37,6 +41,7 @@ class MariaDB:
 
     def start(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
+        self.base.chmod(0o755)  # Postfix and Dovecot, as their own users, reach the socket
         subprocess.run(["mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={self.datadir}",
                         "--auth-root-authentication-method=normal", "--skip-test-db"],
                        check=True, capture_output=True)

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 from conftest import valid_spec
+from mailspec.backends.sql.rows import build
+from mariadb import DB_PASSWORD, DB_USER
 
 from mailspec import apply as applying
-from mailspec.backends.sql.rows import build
 from mailspec.pipeline import check
 
-USER, PASSWORD = "mailspec", "apply-Test-Secret-7"
+USER, PASSWORD = DB_USER, DB_PASSWORD
 MYSQL_SERVER = 'server {{ hostname mail.example.com\n  backend mysql {{ socket "{socket}"; ' \
                'database {db}; user mailspec; password_file "/etc/mailspec/mysql.cnf" }} }}\n'
 

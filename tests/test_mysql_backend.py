@@ -9,19 +9,26 @@ import subprocess
 import time
 
 import pytest
-from conftest import VALID, checked, declared_addresses, need_tool, valid_spec, with_backend, \
-    write_tree
+from conftest import (
+    VALID,
+    checked,
+    declared_addresses,
+    need_tool,
+    valid_spec,
+    with_backend,
+    write_tree,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mariadb import MariaDB, option_file
-
-from mailspec import install, model
 from mailspec.backends.postfix import mysql as postfix_mysql
 from mailspec.backends.sql import literal
 from mailspec.backends.sql.rows import COLUMNS, build
+from mariadb import DB_PASSWORD, DB_USER, MariaDB, option_file
+
+from mailspec import install, model
 from mailspec.emit import emit_all
 
-USER, PASSWORD = "mailspec", "test-only-Secret-42"
+USER, PASSWORD = DB_USER, DB_PASSWORD
 MAPS = tuple(postfix_mysql.QUERIES)
 
 

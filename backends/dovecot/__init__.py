@@ -26,6 +26,13 @@ def home(template: str, domain: str, local: str) -> str:
     return template.replace("%d", domain).replace("%n", local).replace("%u", f"{local}@{domain}")
 
 
+def mailbox_script_setting(spec: model.Spec) -> str:
+    """Where a mailbox's own script goes. Pigeonhole reads sieve_before, sieve_before2, …
+    and stops at the first one unset: the mailbox script follows the server-wide one if
+    there is one, and takes its place otherwise."""
+    return "sieve_before2" if global_script_path(spec) else "sieve_before"
+
+
 def users_file(spec: model.Spec, layout: Layout) -> str:
     vmail = spec.server.vmail
     template = home_template(spec, layout)
@@ -43,7 +50,7 @@ def users_file(spec: model.Spec, layout: Layout) -> str:
                 fields.append(f"userdb_quota_max_mail_size={quota_size(message_size)}")
             script = mailbox_script_path(domain.name, mailbox)
             if script is not None:
-                fields.append(f"userdb_sieve_before2={layout.dovecot_dir}/{script}")
+                fields.append(f"userdb_{mailbox_script_setting(spec)}={layout.dovecot_dir}/{script}")
             user = f"{mailbox.local}@{domain.name}"
             lines.append(f"{user}:{password}:{vmail.uid}:{vmail.gid}::"
                          f"{home(template, domain.name, mailbox.local)}::{' '.join(fields)}\n")
@@ -68,7 +75,6 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
                   tls_cert=layout.path(server.tls.cert), tls_key=layout.path(server.tls.key),
                   base_dir=layout.dovecot_base, state_dir=layout.dovecot_state,
                   log_path=layout.dovecot_log, ports=layout.ports,
-                  sendmail=f"/usr/sbin/sendmail -C {layout.postfix_dir}",
                   uid=server.vmail.uid, gid=server.vmail.gid,
                   vmail_user=server.vmail.user, home=home_template(spec, layout),
                   mail_location=layout.mail_location(server.mail_location),

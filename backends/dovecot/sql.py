@@ -20,11 +20,13 @@ def connect(backend: model.Backend, option_file: str) -> str:
 
 
 def config(spec: model.Spec, layout: Layout) -> str:
+    from mailspec.backends.dovecot import mailbox_script_setting  # the package imports this module
+
     users = "virtual_users u JOIN virtual_domains d ON d.id = u.domain_id"
     # NULL columns give NULL fields, which Dovecot leaves out: no quota, no script.
     user_query = ("SELECT CONCAT('*:storage=', u.quota, 'B') AS quota_rule, "
                   "CONCAT(d.message_size_limit, 'B') AS quota_max_mail_size, "
-                  f"CONCAT('{layout.dovecot_dir}/', u.sieve_script) AS sieve_before2 "
+                  f"CONCAT('{layout.dovecot_dir}/', u.sieve_script) AS {mailbox_script_setting(spec)} "
                   f"FROM {users} WHERE u.email = '%Lu'")
     return render(__package__, "dovecot-sql.conf.ext.j2",
                   connect=connect(spec.server.backend, layout.path(spec.server.backend.password_file)),

@@ -4,6 +4,7 @@ does everything that needs more than one statement."""
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import re
 from collections.abc import Callable
@@ -509,11 +510,20 @@ def _relay_host(text: str) -> str:
     m = re.fullmatch(r"(\[)?([^\[\]:]+)(\])?(?::(\d+))?", text)
     if not m or bool(m.group(1)) != bool(m.group(3)):
         raise values.Invalid(f"`{text}` is not a relay host", "write `[smtp.example.com]:587`")
-    host = values.hostname(m.group(2))
+    host = _ip_literal(m.group(2)) if m.group(1) else None
+    host = host or values.hostname(m.group(2))
     shown = f"[{host}]" if m.group(1) else host  # brackets: no MX lookup
     if m.group(4):
         shown += f":{values.integer(m.group(4), 1, 65535)}"
     return shown
+
+
+def _ip_literal(text: str) -> str | None:
+    """An IPv4 address in brackets (`[192.0.2.1]:25`), which Postfix accepts as a relay."""
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        return None
 
 
 def _backend_kind(text: str) -> model.BackendKind:
