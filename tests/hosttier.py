@@ -4,11 +4,13 @@ on loopback, for the files backend and for the mysql backend (on the test MariaD
 from __future__ import annotations
 
 import imaplib
+import os
 import shutil
 import smtplib
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -193,3 +195,51 @@ def running(request, mariadb):
     problems = [line for line in logs.splitlines()
                 if any(word in line for word in (" fatal:", " panic:", "Panic:", "Fatal:"))]
     assert not problems, "\n".join(problems)
+
+
+# A client outside mynetworks: the server trusts all of 127.0.0.0/8, so relay tests
+# from loopback would pass for the wrong reason. This namespace reaches the host over
+# a veth pair that the fixture creates and removes.
+PROBE = """
+import smtplib, ssl, sys
+port, tls, sender, recipient = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+context = ssl.create_default_context(); context.check_hostname = False; context.verify_mode = ssl.CERT_NONE
+if tls == "implicit":
+    client = smtplib.SMTP_SSL("10.213.0.1", port, local_hostname="outside.test", context=context, timeout=15)
+else:
+    client = smtplib.SMTP("10.213.0.1", port, local_hostname="outside.test", timeout=15)
+    client.ehlo()
+    if tls == "starttls":
+        client.starttls(context=context)
+client.ehlo()
+client.mail(sender)
+print(client.rcpt(recipient)[0])
+"""
+
+
+@pytest.fixture(scope="module")
+def outside():
+    """run(port, tls, sender, recipient) -> the RCPT reply code, from 10.213.0.2."""
+    need_root()
+    need_tool("ip")
+    name = f"ms{os.getpid()}"
+    commands = [["ip", "netns", "add", name],
+                ["ip", "link", "add", f"{name}a", "type", "veth", "peer", "name", f"{name}b"],
+                ["ip", "link", "set", f"{name}b", "netns", name],
+                ["ip", "addr", "add", "10.213.0.1/30", "dev", f"{name}a"],
+                ["ip", "link", "set", f"{name}a", "up"],
+                ["ip", "netns", "exec", name, "ip", "addr", "add", "10.213.0.2/30", "dev", f"{name}b"],
+                ["ip", "netns", "exec", name, "ip", "link", "set", f"{name}b", "up"]]
+    try:
+        for command in commands:
+            subprocess.run(command, check=True, capture_output=True)
+
+        def run(port: int, tls: str, sender: str, recipient: str) -> int:
+            done = subprocess.run(["ip", "netns", "exec", name, sys.executable, "-c", PROBE, str(port),
+                                   tls, sender, recipient], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            return int(done.stdout.strip())
+        yield run
+    finally:
+        subprocess.run(["ip", "link", "del", f"{name}a"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)

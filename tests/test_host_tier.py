@@ -6,7 +6,7 @@ from __future__ import annotations
 import smtplib
 
 import pytest
-from hosttier import message, running  # noqa: F401  (the fixture)
+from hosttier import message, outside, running  # noqa: F401  (fixtures)
 
 
 def test_smtp_to_a_mailbox_then_imap(running):
@@ -143,3 +143,14 @@ def test_auto_reply_once_per_sender(running):
     __import__("time").sleep(1)
     replies = [m for m in running.messages("bob") if "Back on Monday." in m]
     assert len(replies) == 1
+
+
+def test_relay_without_auth_is_refused_on_every_listener(running, outside):
+    ports = running.ports
+    # The client is outside mynetworks, and local mail is accepted from it ...
+    assert outside(ports.smtp, "plain", "someone@outside.example", "bob@example.com") == 250
+    # ... but no listener relays for it to another domain without a login.
+    for port, tls in ((ports.smtp, "plain"), (ports.smtp, "starttls"),
+                      (ports.submission, "starttls"), (ports.submissions, "implicit")):
+        code = outside(port, tls, "someone@outside.example", "victim@elsewhere.example")
+        assert code >= 500, (port, tls, code)
