@@ -21,7 +21,6 @@ from conftest import need_root, need_tool
 from mariadb import DB_PASSWORD, DB_USER
 
 from mailspec.certs import make_certificates
-from mailspec.emit import write_tree
 from mailspec.hostrun import HostServer
 from mailspec.layout import Layout, Ports
 from mailspec.pipeline import check, compile_to, lower
