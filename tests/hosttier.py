@@ -60,6 +60,9 @@ domain example.com {{
   list staff {{ members alice, bob; post members }}
   list news {{ members alice, bob, carol; post announcer; announcer carol }}
   list open {{ members alice, bob; post anyone; require_auth }}
+  list everyone {{ members alice, bob; post anyone }}
+  list board {{ members alice, bob; post members; require_auth }}
+  list memo {{ members alice, bob, carol; post announcer; announcer carol; require_auth }}
 }}
 """
 MYSQL = ('backend mysql {{ socket "{socket}"; database {database}; user ' + DB_USER +

@@ -155,3 +155,24 @@ def test_relay_without_auth_is_refused_on_every_listener(running, outside):
                       (ports.submission, "starttls"), (ports.submissions, "implicit")):
         code = outside(port, tls, "someone@outside.example", "victim@elsewhere.example")
         assert code >= 500, (port, tls, code)
+
+
+def test_list_policies_with_and_without_required_auth(running):
+    with running.smtp() as client:
+        client.sendmail("someone@outside.example", ["everyone@example.com"],  # anyone, no auth
+                        message("anon to everyone", "someone@outside.example", "everyone@example.com"))
+        for address, sender in (("board@example.com", "alice@example.com"),   # member, no login
+                                ("memo@example.com", "carol@example.com")):   # announcer, no login
+            with pytest.raises(smtplib.SMTPRecipientsRefused):
+                client.sendmail(sender, [address], message(f"unauthenticated to {address}", sender, address))
+    with running.submission("alice") as client:
+        client.sendmail("alice@example.com", ["board@example.com"],
+                        message("alice to board", "alice@example.com", "board@example.com"))
+        with pytest.raises(smtplib.SMTPRecipientsRefused):  # logged in, but not the announcer
+            client.sendmail("alice@example.com", ["memo@example.com"],
+                            message("alice to memo", "alice@example.com", "memo@example.com"))
+    with running.submission("carol") as client:
+        client.sendmail("carol@example.com", ["memo@example.com"],
+                        message("carol to memo", "carol@example.com", "memo@example.com"))
+    for subject in ("anon to everyone", "alice to board", "carol to memo"):
+        running.wait_for("bob", subject)
