@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import attrs
 import click
 
 from mailspec import __version__, model
-from mailspec.diagnostics import render_all_json, render_all_text
+from mailspec.diagnostics import SpecError, render_all_json, render_all_text
+from mailspec.lower.loader import read_text
+from mailspec.source import Source
 from mailspec.certs import make_certificates
 from mailspec.layout import Layout, Ports
 from mailspec.pipeline import Lowered, Result, check_lowered, compile_to, lower
@@ -35,6 +38,15 @@ def _report(result: Result, output_format: str) -> None:
         click.echo(render_all_json(result.diagnostics, result.sources), nl=False)
     elif result.diagnostics:
         click.echo(render_all_text(result.diagnostics, result.sources), nl=False, err=True)
+
+
+def replace_file(path: str, text: str) -> None:
+    """Write `path` whole or not at all: a new file beside it, then rename."""
+    temporary = f"{path}.mailspec-fmt"
+    with open(temporary, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+    os.chmod(temporary, os.stat(path).st_mode & 0o7777)
+    os.replace(temporary, path)
 
 
 def _layout(prefix: str, ports: tuple[str, ...]) -> Layout:
@@ -75,6 +87,7 @@ def main() -> None:
       mailspec check site.mailspec
       mailspec compile site.mailspec -o deploy/
       mailspec certs site.mailspec --out tls/
+      mailspec fmt --check site.mailspec
     """
 
 
@@ -210,3 +223,44 @@ def apply_command(files: tuple[str, ...], url: str, password_file: str | None, d
                    err=True)
         sys.exit(EXIT_USAGE)
     click.echo("Applied.")
+
+
+@main.command("fmt")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file is not formatted.")
+def fmt_command(files: tuple[str, ...], check: bool) -> None:
+    """Rewrite FILES in the canonical layout, keeping every comment.
+
+    One statement per line, two spaces per block, `, ` between values. The meaning of
+    the spec never changes. Use --check in CI to fail on unformatted files.
+
+    \b
+    Examples:
+      mailspec fmt site.mailspec domains/*.mailspec
+      mailspec fmt --check site.mailspec domains/*.mailspec
+    """
+    from mailspec.fmt import format_text
+
+    unformatted, failed = [], False
+    for name in files:
+        try:
+            text = read_text(name)
+            formatted = format_text(name, text)
+        except (OSError, UnicodeDecodeError) as error:
+            click.echo(f"error: cannot read `{name}`: {getattr(error, 'strerror', None) or 'not UTF-8 text'}",
+                       err=True)
+            sys.exit(EXIT_USAGE)
+        except SpecError as error:
+            click.echo(render_all_text(error.diagnostics, {name: Source(name, text)}), nl=False, err=True)
+            failed = True
+            continue
+        if formatted == text:
+            continue
+        unformatted.append(name)
+        if check:
+            click.echo(f"would reformat {name}", err=True)
+        else:
+            replace_file(name, formatted)
+            click.echo(f"reformatted {name}", err=True)
+    if failed or (check and unformatted):
+        sys.exit(EXIT_SPEC)
