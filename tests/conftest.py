@@ -7,11 +7,28 @@ import shutil
 from pathlib import Path
 
 import attrs
+import hypothesis
+import hypothesis.database
 import pytest
 
 from mailspec.pipeline import check, compile_files
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# hypothesis: `ci` (the default) keeps the suite fast; HYPOTHESIS_PROFILE=long runs the
+# big campaigns. The example database lives outside the repository.
+hypothesis.settings.register_profile(
+    "ci", database=hypothesis.database.DirectoryBasedExampleDatabase(
+        os.path.expanduser("~/.cache/mailspec/hypothesis")), deadline=None)
+hypothesis.settings.register_profile("long", parent=hypothesis.settings.get_profile("ci"),
+                                     max_examples=5000)
+hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
+
+
+def examples(ci: int, long: int = 5000) -> int:
+    """How many examples a property runs: few in CI, many with HYPOTHESIS_PROFILE=long."""
+    return long if LONG else ci
 VALID = sorted(p.name for p in (ROOT / "fixtures" / "valid").iterdir() if p.is_dir())
 INVALID = sorted(p.name for p in (ROOT / "fixtures" / "invalid").glob("*.mailspec"))
 
