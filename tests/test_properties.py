@@ -107,3 +107,19 @@ def test_deep_alias_chains_are_generated():
         for d in spec), settings=hypothesis.settings(max_examples=5000, database=None,
                                                     suppress_health_check=SLOW))
     assert found
+
+
+@settings(max_examples=examples(12), suppress_health_check=SLOW)
+@given(SPECS)
+def test_files_and_mysql_backends_agree(tmp_path_factory, mariadb, spec):
+    """On generated specs, every mysql table answers what its lmdb map answers."""
+    from test_mysql_backend import answers_agree, lookup_keys
+
+    text = render(spec)
+    note(text)
+    work = tmp_path_factory.mktemp("backends")
+    (work / "spec.mailspec").write_text(text)
+    result = check([str(work / "spec.mailspec")])
+    assert result.ok
+    keys = sorted(set(addresses(spec)) | set(lookup_keys(result.spec)))
+    answers_agree(result.spec, mariadb, work, "generated", keys)
