@@ -108,6 +108,20 @@ def render(spec: tuple[Domain, ...], seed: int | None = None) -> str:
     return "server { hostname mail.example.com }\n" + "\n".join(blocks) + "\n"
 
 
+def render_files(spec: tuple[Domain, ...], seed: int | None = None) -> dict[str, str]:
+    """The usual layout: a root file that imports one file per domain (imports shuffled
+    with the seed, like everything else)."""
+    shuffle = random.Random(seed).shuffle if seed is not None else (lambda items: None)
+    text = render(spec, seed)
+    server, *domain_blocks = text.split("\ndomain ")
+    files = {f"domains/{block.split(' ', 1)[0]}.mailspec": "domain " + block.rstrip("\n") + "\n"
+             for block in domain_blocks}
+    imports = [f'import "{name}"' for name in files]
+    shuffle(imports)
+    files["spec.mailspec"] = server + "\n" + "\n".join(imports) + "\n"
+    return files
+
+
 def _shuffled(items, shuffle) -> list:
     items = list(items)
     shuffle(items)

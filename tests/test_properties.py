@@ -11,7 +11,7 @@ import hypothesis
 from conftest import examples, need_tool
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
-from specgen import SPECS, addresses, render
+from specgen import SPECS, addresses, render, render_files
 from test_real_tools import MAPS, assert_routes_like_the_model
 
 from mailspec.emit import emit_all, write_tree
@@ -20,9 +20,10 @@ from mailspec.pipeline import check, compile_files
 SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
 
 
-def compiled(text: str, directory) -> dict[str, str]:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "spec.mailspec").write_text(text)
+def compiled(files: dict[str, str], directory) -> dict[str, str]:
+    for name, text in files.items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        (directory / name).write_text(text)
     result = check([str(directory / "spec.mailspec")])
     assert result.ok, [f"{d.code} {d.message}" for d in result.diagnostics]
     return compile_files(result)
@@ -34,7 +35,10 @@ def test_declaration_order_does_not_change_the_output(tmp_path_factory, spec, se
     text, shuffled = render(spec), render(spec, seed)
     note(text)
     work = tmp_path_factory.mktemp("order")
-    assert compiled(text, work / "a") == compiled(shuffled, work / "b")
+    expected = compiled({"spec.mailspec": text}, work / "a")
+    assert compiled({"spec.mailspec": shuffled}, work / "b") == expected
+    # one file per domain, imported in a shuffled order: the same tree again
+    assert compiled(render_files(spec, seed), work / "c") == expected
 
 
 @settings(max_examples=examples(15), suppress_health_check=SLOW)
