@@ -1,0 +1,143 @@
+"""Reference semantics of a mailbox's Sieve rules: the actions Pigeonhole takes.
+
+`sieve_eval(commands, message, envelope)` runs the model's commands (RFC 5228 with
+fileinto, copy, imap4flags, reject, envelope and vacation) on one message and returns
+the actions as Pigeonhole's `sieve-test` names them. tests/test_sieve_eval.py holds
+it to `sieve-test` on generated rules and messages.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+import fnmatch
+import re
+
+import attrs
+
+from mailspec import model
+
+
+@attrs.frozen
+class Envelope:
+    sender: str
+    recipient: str
+
+
+@attrs.frozen
+class Outcome:
+    actions: tuple[str, ...]  # in order, e.g. "store message in folder: Junk [\\seen]"
+    implicit_keep: bool
+
+
+def _flags(flags: list[str]) -> str:
+    # Pigeonhole lower-cases system flags and prints the set in its own order.
+    shown = sorted(f.lower() if f.startswith("\\") else f for f in flags)
+    return f" [{' '.join(shown)}]" if shown else ""
+
+
+class _Run:
+    def __init__(self, raw: bytes, envelope: Envelope):
+        self.message = email.message_from_bytes(raw, policy=email.policy.compat32)
+        self.size = len(raw)
+        self.envelope = envelope
+        self.actions: list[str | tuple[str]] = []  # a (folder,) is a store, flags in `stored`
+        self.stored: dict[str, list[str]] = {}  # folder -> its flags, for merging
+        self.flags: list[str] = []
+        self.keep = True  # implicit keep
+        self.stopped = False
+
+    def headers(self, name: str) -> list[str]:
+        # Unfolded, as a Sieve header test sees them.
+        return [re.sub(r"\r?\n[ \t]", " ", v).strip() for v in self.message.get_all(name, [])]
+
+    def matches(self, match: model.Match, value: str, key: str) -> bool:
+        value, key = value.lower(), key.lower()  # i;ascii-casemap (ASCII keys only)
+        if match is model.Match.IS:
+            return value == key
+        if match is model.Match.CONTAINS:
+            return key in value
+        return fnmatch.fnmatchcase(value, key.replace("[", "[[]"))
+
+    def test(self, test: model.Test) -> bool:
+        if isinstance(test, model.CompareTest):
+            if test.kind == "envelope":
+                values = [self.envelope.sender if test.name.lower() == "from" else self.envelope.recipient]
+            elif test.kind == "address":
+                values = [a for _, a in email.utils.getaddresses(self.headers(test.name)) if a]
+            else:
+                values = self.headers(test.name)
+            return any(self.matches(test.match, v, test.key) for v in values)
+        if isinstance(test, model.SizeTest):
+            return self.size > test.limit if test.over else self.size < test.limit
+        if isinstance(test, model.ExistsTest):
+            return bool(self.message.get_all(test.name))
+        if isinstance(test, model.AllOf):
+            return all(self.test(t) for t in test.tests)
+        if isinstance(test, model.AnyOf):
+            return any(self.test(t) for t in test.tests)
+        if isinstance(test, model.Not):
+            return not self.test(test.test)
+        return test.value
+
+    def add(self, action: str) -> None:
+        if action not in self.actions:  # Pigeonhole merges duplicate actions
+            self.actions.append(action)
+
+    def store(self, folder: str) -> None:
+        """Storing twice into one folder is one action, with the flags of both."""
+        if folder not in self.stored:
+            self.stored[folder] = []
+            self.actions.append((folder,))
+        flags = self.stored[folder]
+        flags += [f for f in self.flags if f not in flags]
+
+    def commands(self, commands) -> None:
+        for command in commands:
+            if self.stopped:
+                return
+            if isinstance(command, model.If):
+                for branch in command.branches:
+                    if self.test(branch.test):
+                        self.commands(branch.body)
+                        break
+                else:
+                    if command.otherwise is not None:
+                        self.commands(command.otherwise)
+            else:
+                self.action(command)
+
+    def action(self, action: model.Action) -> None:
+        name = action.name
+        if name == "stop":
+            self.stopped = True
+        elif name == "addflag":
+            if action.argument not in self.flags:
+                self.flags.append(action.argument)
+        elif name in ("fileinto", "keep"):
+            self.store(action.argument if name == "fileinto" else "INBOX")
+            self.keep = False
+        elif name == "redirect":
+            line = f"redirect message to: <{action.argument}>"
+            if line not in self.actions:  # a repeated redirect is dropped whole, :copy or not
+                self.actions.append(line)
+                self.keep = self.keep and action.copy
+        elif name == "discard":
+            self.add("discard")
+            self.keep = False
+        elif name == "reject":
+            self.add(f"reject message with reason: {action.argument}")
+            self.keep = False
+        elif name == "vacation":
+            self.add("send vacation message")
+
+
+def sieve_eval(commands: tuple[model.Command, ...], raw: bytes, envelope: Envelope) -> Outcome:
+    run = _Run(raw, envelope)
+    run.commands(commands)
+    actions = [f"store message in folder: {a[0]}{_flags(run.stored[a[0]])}" if isinstance(a, tuple)
+               else a for a in run.actions]
+    if run.keep:
+        actions.append(f"implicit: store message in folder: INBOX{_flags(run.flags)}")
+    return Outcome(tuple(actions), run.keep)
