@@ -120,3 +120,57 @@ def _expand(directory: _Directory, address: Address, out: set[str], seen: frozen
                 _expand(directory, carried(ref.address), out, seen)
     else:
         out.add(str(carried(home)))
+
+
+@attrs.frozen
+class Verdict:
+    accepted: bool
+    reason: str | None = None  # why it is refused
+
+
+def owners(spec: model.Spec, sender: str) -> frozenset[str]:
+    """The logins that may use `sender` as MAIL FROM on submission: a mailbox owns its
+    address and its mailbox aliases in every name of its domain, and its send-as rights."""
+    directory = _Directory(spec)
+    address = _split(sender)
+    found = set()
+    for domain in spec.domains:
+        names = [domain.name, *(a.name for a in domain.also)]
+        for mailbox in domain.mailboxes:
+            login = str(domain.address(mailbox.local))
+            owned = {Address(mailbox.local, name) for name in names}
+            for ref in mailbox.aliases:
+                alias = directory.canonical(ref.address)
+                owned.add(alias)
+                if alias.domain == domain.name:
+                    owned |= {Address(alias.local, name) for name in names}
+            owned |= {directory.canonical(ref.address) for ref in mailbox.send_as}
+            if address in owned:
+                found.add(login)
+    return frozenset(found)
+
+
+def may_send(spec: model.Spec, login: str | None, sender: str, recipient: str) -> Verdict:
+    """Whether submission (587 or 465) accepts MAIL FROM `sender` and RCPT TO `recipient`
+    from a client logged in as `login` (None: not logged in)."""
+    if login is None:
+        return Verdict(False, "submission needs a login")
+    filters = spec.server.filters
+    address = _split(sender)
+    if login not in owners(spec, sender):
+        return Verdict(False, "the login does not own the sender address")
+    if str(address) in filters.reject_senders or address.domain in filters.reject_senders:
+        return Verdict(False, "refused by reject_sender")
+    resolution = resolve(spec, recipient)
+    if resolution.rejected:
+        return Verdict(False, resolution.rejected)
+    directory = _Directory(spec)
+    target = directory.canonical(_split(recipient))
+    base = target.local.partition(spec.server.recipient_delimiter)[0]
+    found = directory.entries.get(target) or directory.entries.get(Address(base, target.domain))
+    if isinstance(found, model.MailingList) and found.post is not model.Post.ANYONE:
+        allowed = ({directory.canonical(r.address) for r in found.members}
+                   if found.post is model.Post.MEMBERS else {directory.canonical(found.announcer.address)})
+        if directory.canonical(address) not in allowed:
+            return Verdict(False, f"only {found.post.value} may post to the list")
+    return Verdict(True)

@@ -7,7 +7,12 @@ import smtplib
 import time
 
 import pytest
-from hosttier import message, outside, running  # noqa: F401  (fixtures)
+from conftest import examples
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hosttier import PASSWORDS, message, outside, running  # noqa: F401  (fixtures)
+
+from mailspec.semantics import may_send
 
 
 def test_smtp_to_a_mailbox_then_imap(running):
@@ -176,3 +181,31 @@ def test_list_policies_with_and_without_required_auth(running):
                         message("carol to memo", "carol@example.com", "memo@example.com"))
     for subject in ("anon to everyone", "alice to board", "carol to memo"):
         running.wait_for("bob", subject)
+
+
+SENDERS = ["alice@example.com", "bob@example.com", "dave@example.com", "noreply@example.com",
+           "postmaster@example.com", "alice@example.net", "carol@example.com", "x@outside.example"]
+RECIPIENTS = ["alice@example.com", "bob@example.net", "sales@example.com", "staff@example.com",
+              "news@example.com", "open@example.com", "board@example.com", "noreply@example.com",
+              "nobody-here@example.com", "bob+tag@example.com", "friend@outside.example"]
+
+
+@st.composite
+def submissions(draw) -> tuple[str, str, str]:
+    """(login, sender, recipient); half the senders are the login's own address."""
+    login = draw(st.sampled_from(sorted(PASSWORDS)))
+    sender = draw(st.sampled_from(SENDERS) | st.just(f"{login}@example.com"))
+    return login, sender, draw(st.sampled_from(RECIPIENTS))
+
+
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=list(HealthCheck))
+@given(submissions())
+def test_submission_accepts_what_may_send_says(running, triple):
+    login, sender, recipient = triple
+    expected = may_send(running.server.spec, f"{login}@example.com", sender, recipient)
+    with running.submission(login) as client:
+        code, reply = client.mail(sender)
+        if code == 250:
+            code, reply = client.rcpt(recipient)
+        client.rset()
+    assert (code == 250) == expected.accepted, (expected, code, reply)

@@ -54,6 +54,12 @@ def build(spec: model.Spec) -> PostfixTables:
     def canonical(address: Address) -> Address:
         return Address(address.local, real_domain.get(address.domain, address.domain))
 
+    also = {d.name: [a.name for a in d.also] for d in domains}
+
+    def all_names(address: Address) -> list[Address]:
+        """The address under its domain's every name (itself, if not served)."""
+        return [address, *(Address(address.local, n) for n in also.get(address.domain, ()))]
+
     def everywhere(domain: model.Domain, local: str) -> list[str]:
         """The address in its domain and in each of the domain's aliases."""
         return [f"{local}@{name}" for name in [domain.name, *(a.name for a in domain.also)]]
@@ -96,7 +102,7 @@ def build(spec: model.Spec) -> PostfixTables:
         for mailing_list in domain.lists:
             address = domain.address(mailing_list.local)
             aliases[str(address)] = _joined(canonical(r.address) for r in mailing_list.members)
-            policy = _list_class(mailing_list, address, canonical)
+            policy = _list_class(mailing_list, address, canonical, all_names)
             if policy is not None:
                 classes.append(policy)
                 for key in everywhere(domain, mailing_list.local):
@@ -138,7 +144,8 @@ def build(spec: model.Spec) -> PostfixTables:
     )
 
 
-def _list_class(mailing_list: model.MailingList, address: Address, canonical) -> ListClass | None:
+def _list_class(mailing_list: model.MailingList, address: Address, canonical,
+                all_names) -> ListClass | None:
     """The restriction class for a list, or None when anyone may post without auth."""
     name = _class_name(address)
     if mailing_list.post is model.Post.ANYONE:
@@ -152,5 +159,6 @@ def _list_class(mailing_list: model.MailingList, address: Address, canonical) ->
     # A sender-map value may itself be a restriction: with require_auth, a listed sender
     # is only accepted when the client has logged in (the login must own that sender).
     verdict = "permit_sasl_authenticated" if mailing_list.require_auth else "OK"
-    rows = tuple(sorted({(str(a), verdict) for a in allowed}))
+    # A member may post from any name of its domain (a domain alias is the same mailbox).
+    rows = tuple(sorted({(str(n), verdict) for a in allowed for n in all_names(a)}))
     return ListClass(name, address.domain, rows)
