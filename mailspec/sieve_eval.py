@@ -9,6 +9,7 @@ it to `sieve-test` on generated rules and messages.
 from __future__ import annotations
 
 import email
+import email.header
 import email.policy
 import email.utils
 import fnmatch
@@ -17,6 +18,9 @@ import re
 import attrs
 
 from mailspec import model
+
+
+_ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 @attrs.frozen
@@ -48,12 +52,17 @@ class _Run:
         self.keep = True  # implicit keep
         self.stopped = False
 
-    def headers(self, name: str) -> list[str]:
-        # Unfolded, as a Sieve header test sees them.
+    def raw_headers(self, name: str) -> list[str]:
+        # Unfolded, as Sieve sees them.
         return [re.sub(r"\r?\n[ \t]", " ", v).strip() for v in self.message.get_all(name, [])]
 
+    def headers(self, name: str) -> list[str]:
+        """Unfolded, with RFC 2047 encoded words decoded (RFC 5228, 2.7.2)."""
+        return [str(email.header.make_header(email.header.decode_header(v)))
+                for v in self.raw_headers(name)]
+
     def matches(self, match: model.Match, value: str, key: str) -> bool:
-        value, key = value.lower(), key.lower()  # i;ascii-casemap (ASCII keys only)
+        value, key = value.translate(_ASCII_FOLD), key.translate(_ASCII_FOLD)  # i;ascii-casemap
         if match is model.Match.IS:
             return value == key
         if match is model.Match.CONTAINS:
@@ -65,7 +74,7 @@ class _Run:
             if test.kind == "envelope":
                 values = [self.envelope.sender if test.name.lower() == "from" else self.envelope.recipient]
             elif test.kind == "address":
-                values = [a for _, a in email.utils.getaddresses(self.headers(test.name)) if a]
+                values = [a for _, a in email.utils.getaddresses(self.raw_headers(test.name)) if a]
             else:
                 values = self.headers(test.name)
             return any(self.matches(test.match, v, test.key) for v in values)

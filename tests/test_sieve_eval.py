@@ -14,8 +14,10 @@ from mailspec.backends.sieve import _Printer
 from mailspec.check.sieve import check_sieve
 from mailspec.sieve_eval import Envelope, sieve_eval
 
-WORDS = ["hello", "Report", "[spam]", "urgent", "bob@x.org", "Alice <alice@example.com>"]
-KEYS = ["hello", "report", "*spam*", "urg?nt", "bob@x.org", "alice@example.com", "*", "x"]
+WORDS = ["hello", "Report", "[spam]", "urgent", "bob@x.org", "Alice <alice@example.com>",
+         "=?utf-8?q?Caf=C3=A9_REPORT?=", "=?utf-8?b?w4lURQ==?=", "=?iso-8859-1?q?Gr=FC=DFe?="]
+KEYS = ["hello", "report", "*spam*", "urg?nt", "bob@x.org", "alice@example.com", "*", "x",
+        "café report", "*é*", "Été", "grüße"]
 HEADERS = ["subject", "from", "to", "x-test"]
 
 TESTS = st.deferred(lambda: st.one_of(
