@@ -4,9 +4,7 @@ does everything that needs more than one statement."""
 from __future__ import annotations
 
 import functools
-import ipaddress
 import os
-import re
 from collections.abc import Callable
 
 import attrs
@@ -14,11 +12,11 @@ import attrs
 from mailspec import model
 from mailspec.diagnostics import Diagnostic
 from mailspec.lower import errors, values
+from mailspec.lower.parsers import FAILED, any_text, file_path, one_line, post
+from mailspec.lower.server import ServerLowering
 from mailspec.lower.sieve import SieveLowerer
 from mailspec.source import Span
 from mailspec.syntax import Entry, SieveNode, Value
-
-_FAILED = object()  # a value whose diagnostic is already reported
 
 # Where each block keyword lives, for "`x` belongs in …" notes.
 _HOMES = {
@@ -37,7 +35,9 @@ _HOMES = {
 }
 
 
-class Lowerer:
+class Lowerer(ServerLowering):
+    """Lowers whole files: the top level and domains here, the server block in server.py."""
+
     def __init__(self, base_dirs: dict[str, str]):
         self.diagnostics: list[Diagnostic] = []
         self.base_dirs = base_dirs  # file -> directory, for password_file paths
@@ -54,13 +54,13 @@ class Lowerer:
             return parse(value.text, *args)
         except values.Invalid as problem:
             self.error(errors.invalid_value(value.span, problem.message, problem.help))
-            return _FAILED
+            return FAILED
 
     def one(self, entry: Entry, parse: Callable, expected: str, *args):
-        """The single value of `entry`, parsed; _FAILED after reporting a problem."""
+        """The single value of `entry`, parsed; FAILED after reporting a problem."""
         if len(entry.values) != 1:
             self.error(errors.wrong_values(entry.span, entry.key, expected))
-            return _FAILED
+            return FAILED
         return self.typed(entry.values[0], parse, *args)
 
     def many(self, entry: Entry, parse: Callable, expected: str, *args) -> list:
@@ -68,13 +68,13 @@ class Lowerer:
             self.error(errors.wrong_values(entry.span, entry.key, expected))
             return []
         parsed = [self.typed(v, parse, *args) for v in entry.values]
-        return [p for p in parsed if p is not _FAILED]
+        return [p for p in parsed if p is not FAILED]
 
     def store(self, got: dict, key: str, parse: Callable, expected: str, *args) -> Callable:
         """A handler that parses a statement's single value into got[key] (if valid)."""
         def handle(entry: Entry) -> None:
             result = self.one(entry, parse, expected, *args)
-            if result is not _FAILED:
+            if result is not FAILED:
                 got[key] = result
         return handle
 
@@ -82,7 +82,7 @@ class Lowerer:
         if not entry.values:
             return True
         result = self.one(entry, values.boolean, "no value, or yes or no")
-        return result if result is not _FAILED else False
+        return result if result is not FAILED else False
 
     def text(self, entry: Entry) -> str | object:
         return self.one(entry, lambda text: text, "one quoted string")
@@ -180,120 +180,18 @@ class Lowerer:
         found = tuple(sorted((d for d in lowered if d is not None), key=lambda d: d.name))
         return model.Spec(name=name, server=server, domains=found)
 
-    # ---------------------------------------------------------------- server
-
-    def server(self, entry: Entry) -> model.Server | None:
-        if entry.values:
-            self.error(errors.unexpected_part(entry.values[0].span, "server", "a name",
-                                              "server { hostname mail.example.com }"))
-        if not self.block_body(entry, "server { hostname mail.example.com }"):
-            return None
-        got: dict = {}
-
-        def setter(key: str, parse: Callable, expected: str):
-            return self.store(got, key, parse, expected)
-
-        def networks(node):
-            got["networks"] = tuple(self.many(node, values.network, "one or more networks"))
-
-        def tls(node):
-            if self.block_body(node, 'tls { cert "/etc/ssl/…pem"; key "/etc/ssl/…key" }'):
-                parts: dict = {}
-                self.settings(node, "a tls block", {
-                    "cert": lambda n: parts.__setitem__("cert", self.one(n, _path, "a file path")),
-                    "key": lambda n: parts.__setitem__("key", self.one(n, _path, "a file path"))})
-                got["tls"] = model.Tls(**{k: v for k, v in parts.items() if v is not _FAILED})
-
-        def vmail(node):
-            if self.block_body(node, "vmail { user vmail; uid 5000; gid 5000 }"):
-                parts: dict = {}
-                self.settings(node, "a vmail block", {
-                    "user": lambda n: parts.__setitem__("user", self.one(n, _system_name, "a user name")),
-                    "uid": lambda n: parts.__setitem__("uid", self.one(n, values.integer, "a number", 1)),
-                    "gid": lambda n: parts.__setitem__("gid", self.one(n, values.integer, "a number", 1))})
-                got["vmail"] = model.Vmail(**{k: v for k, v in parts.items() if v is not _FAILED})
-
-        got["backend"] = model.Backend()
-        self.settings(entry, "the server block", {
-            "hostname": setter("hostname", values.hostname, "a host name"),
-            "networks": networks,
-            "tls": tls,
-            "backend": lambda node: got.__setitem__("backend", self.backend(node)),
-            "message_size_limit": setter("message_size_limit", values.size, "a size like `25 MiB`"),
-            "mail_location": setter("mail_location", _mail_location, "a location string"),
-            "vmail": vmail,
-            "recipient_delimiter": setter("recipient_delimiter", _delimiter, "one character"),
-            "relay_host": setter("relay_host", _relay_host, "a host like `[smtp.example.com]:587`"),
-            "filters": lambda node: got.__setitem__("filters", self.filters(node)),
-        }, blocks=frozenset({"tls", "vmail", "backend", "filters"}))
-        if "hostname" not in got:
-            if not any(isinstance(n, Entry) and n.key == "hostname" for n in entry.body):
-                self.error(errors.missing_setting(entry.key_span, "the server block", "hostname",
-                                                  "hostname mail.example.com"))
-            return None
-        self.delimiter = got.get("recipient_delimiter", "+")
-        return model.Server(span=entry.span, **got)
-
-    def backend(self, entry: Entry) -> model.Backend:
-        kind = self.one(entry, _backend_kind, "`files` or `mysql`")
-        if kind is _FAILED:
-            return model.Backend()
-        if kind is model.BackendKind.FILES:
-            if entry.body is not None:
-                self.error(errors.unexpected_part(entry.span, "backend files", "a `{ }` block",
-                                                  "backend files"))
-            return model.Backend(span=entry.span)
-        parts: dict = {}
-        if entry.body is not None:
-            def put(key, parse, expected, *args):
-                return self.store(parts, key, parse, expected, *args)
-            self.settings(entry, "a mysql backend block", {
-                "host": put("host", values.hostname, "a host name"),
-                "port": put("port", values.integer, "a port number", 1, 65535),
-                "socket": put("socket", _path, "a socket path"),
-                "database": put("database", _system_name, "a database name"),
-                "user": put("user", _system_name, "a user name"),
-                "password_file": put("password_file", _path, "a file path"),
-            })
-        return model.Backend(kind=kind, span=entry.span, **parts)
-
-    def filters(self, entry: Entry) -> model.Filters:
-        got: dict = {}
-        if not self.block_body(entry, "filters { reject_sender spam@bad.example }"):
-            return model.Filters()
-
-        def address_or_domain(text: str) -> str:
-            if "@" in text:
-                return str(values.address(text, None)[0])
-            return values.domain(text)
-
-        def listed(key):
-            return lambda n: got.__setitem__(key, tuple(sorted(set(self.many(
-                n, address_or_domain, "addresses or domains")))))
-
-        def one(key, parse, expected):
-            return self.store(got, key, parse, expected)
-
-        self.settings(entry, "the filters block", {
-            "reject_sender": listed("reject_senders"),
-            "reject_recipient": listed("reject_recipients"),
-            "spam_folder": one("spam_folder", values.folder, "a folder name"),
-            "spam_score": one("spam_score", values.integer, "a whole number"),
-        })
-        return model.Filters(**got)
-
     # ---------------------------------------------------------------- domains
 
     def domain(self, entry: Entry) -> model.Domain | None:
         name = self.one(entry, values.domain, "a domain name")
-        if name is _FAILED or not self.block_body(entry, f"domain {entry.values[0].text} {{ … }}"):
+        if name is FAILED or not self.block_body(entry, f"domain {entry.values[0].text} {{ … }}"):
             return None
         got: dict = {"also": [], "mailboxes": [], "aliases": [], "lists": []}
 
         def also(node):
             for value in node.values or ():
                 parsed = self.typed(value, values.domain)
-                if parsed is not _FAILED:
+                if parsed is not FAILED:
                     got["also"].append(model.DomainName(parsed, value.span))
             if not node.values:
                 self.error(errors.wrong_values(node.span, "also", "one or more domain names"))
@@ -343,7 +241,7 @@ class Lowerer:
             self.error(errors.wrong_values(entry.span, entry.key, "one name, like " + example))
             return None
         local = self.typed(entry.values[0], values.local_part, self.delimiter)
-        return None if local is _FAILED else local
+        return None if local is FAILED else local
 
     def mailbox(self, entry: Entry, domain: str) -> model.Mailbox | None:
         local = self.declared_local(entry, "`mailbox alice { … }`")
@@ -366,7 +264,7 @@ class Lowerer:
         def put(key, parse, expected):
             def handle(node, got, domain):
                 result = self.one(node, parse, expected)
-                if result is not _FAILED:
+                if result is not FAILED:
                     got[key] = result
             return handle
 
@@ -390,12 +288,12 @@ class Lowerer:
 
     def mailbox_password(self, node: Entry, got: dict, domain: str) -> None:
         result = self.one(node, lambda text: text, "one quoted hash")
-        if result is not _FAILED:
+        if result is not FAILED:
             got["password"] = self.password(node.values[0].span, result)
 
     def mailbox_password_file(self, node: Entry, got: dict, domain: str) -> None:
-        path = self.one(node, _path, "a file path")
-        if path is _FAILED:
+        path = self.one(node, file_path, "a file path")
+        if path is FAILED:
             return
         full = os.path.join(self.base_dirs.get(node.span.file, "."), path)
         try:
@@ -426,8 +324,8 @@ class Lowerer:
             return self.store(got, key, parse, expected, *args)
 
         self.settings(entry, "an auto_reply block", {
-            "subject": put("subject", _one_line, "one quoted string"),
-            "body": put("body", _any_text, "one quoted string"),
+            "subject": put("subject", one_line, "one quoted string"),
+            "body": put("body", any_text, "one quoted string"),
             "until": put("until", values.date, "a date like 2026-12-31"),
             "days": put("days", values.integer, "a number of days", 1, 365),
         })
@@ -465,11 +363,11 @@ class Lowerer:
 
         self.settings(entry, "a list block", {
             "members": lambda node: got.__setitem__("members", self.refs(node, domain)),
-            "post": lambda node: got.__setitem__("post", self.one(node, _post, "anyone, members or announcer")),
+            "post": lambda node: got.__setitem__("post", self.one(node, post, "anyone, members or announcer")),
             "announcer": announcer,
             "require_auth": lambda node: got.__setitem__("require_auth", self.flag(node)),
         })
-        if got.get("post") is _FAILED:
+        if got.get("post") is FAILED:
             del got["post"]
         if not got.get("members"):
             if not any(isinstance(n, Entry) and n.key == "members" for n in entry.body):
@@ -477,77 +375,3 @@ class Lowerer:
                                                   "members alice, bob@example.net"))
             return None
         return model.MailingList(local=local, span=entry.span, **got)
-
-
-# ---------------------------------------------------------------- small value parsers
-
-def _path(text: str) -> str:
-    if not text or "\0" in text or "\n" in text:
-        raise values.Invalid(f"`{text}` is not a file path")
-    return text
-
-
-def _system_name(text: str) -> str:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", text):
-        raise values.Invalid(f"`{text}` is not a valid name", "use letters, digits, `_`, `-` and `.`")
-    return text
-
-
-def _mail_location(text: str) -> str:
-    if not re.fullmatch(r"(maildir|mdbox|sdbox):[^\s]+", text):
-        raise values.Invalid(f"`{text}` is not a mail location",
-                             'write it as Dovecot does: "maildir:/var/mail/vhosts/%d/%n"')
-    return text
-
-
-def _delimiter(text: str) -> str:
-    if len(text) != 1 or text.isalnum() or text in "@.\"\\ ":
-        raise values.Invalid(f"`{text}` cannot be the recipient delimiter", 'use one symbol like "+" or "-"')
-    return text
-
-
-def _relay_host(text: str) -> str:
-    m = re.fullmatch(r"(\[)?([^\[\]:]+)(\])?(?::(\d+))?", text)
-    if not m or bool(m.group(1)) != bool(m.group(3)):
-        raise values.Invalid(f"`{text}` is not a relay host", "write `[smtp.example.com]:587`")
-    host = _ip_literal(m.group(2)) if m.group(1) else None
-    host = host or values.hostname(m.group(2))
-    shown = f"[{host}]" if m.group(1) else host  # brackets: no MX lookup
-    if m.group(4):
-        shown += f":{values.integer(m.group(4), 1, 65535)}"
-    return shown
-
-
-def _ip_literal(text: str) -> str | None:
-    """An IPv4 address in brackets (`[192.0.2.1]:25`), which Postfix accepts as a relay."""
-    try:
-        return str(ipaddress.IPv4Address(text))
-    except ValueError:
-        return None
-
-
-def _backend_kind(text: str) -> model.BackendKind:
-    try:
-        return model.BackendKind(text)
-    except ValueError:
-        raise values.Invalid(f"unknown backend `{text}`", "use `files` or `mysql`") from None
-
-
-def _post(text: str) -> model.Post:
-    try:
-        return model.Post(text)
-    except ValueError:
-        raise values.Invalid(f"unknown posting policy `{text}`",
-                             "use `anyone`, `members` or `announcer`") from None
-
-
-def _one_line(text: str) -> str:
-    if "\n" in text or "\r" in text:
-        raise values.Invalid("a subject must be one line", "remove the line breaks")
-    return text
-
-
-def _any_text(text: str) -> str:
-    if "\0" in text:
-        raise values.Invalid("text must not contain NUL characters")
-    return text

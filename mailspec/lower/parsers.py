@@ -1,0 +1,84 @@
+"""Parsers for the small typed values that only the lowering uses (paths, names,
+policies…): each takes the text as written and returns the value or raises Invalid."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from mailspec import model
+from mailspec.lower import values
+
+FAILED = object()  # a value whose diagnostic is already reported
+
+
+def file_path(text: str) -> str:
+    if not text or "\0" in text or "\n" in text:
+        raise values.Invalid(f"`{text}` is not a file path")
+    return text
+
+
+def system_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", text):
+        raise values.Invalid(f"`{text}` is not a valid name", "use letters, digits, `_`, `-` and `.`")
+    return text
+
+
+def mail_location(text: str) -> str:
+    if not re.fullmatch(r"(maildir|mdbox|sdbox):[^\s]+", text):
+        raise values.Invalid(f"`{text}` is not a mail location",
+                             'write it as Dovecot does: "maildir:/var/mail/vhosts/%d/%n"')
+    return text
+
+
+def delimiter(text: str) -> str:
+    if len(text) != 1 or text.isalnum() or text in "@.\"\\ ":
+        raise values.Invalid(f"`{text}` cannot be the recipient delimiter", 'use one symbol like "+" or "-"')
+    return text
+
+
+def relay_host(text: str) -> str:
+    m = re.fullmatch(r"(\[)?([^\[\]:]+)(\])?(?::(\d+))?", text)
+    if not m or bool(m.group(1)) != bool(m.group(3)):
+        raise values.Invalid(f"`{text}` is not a relay host", "write `[smtp.example.com]:587`")
+    host = ip_literal(m.group(2)) if m.group(1) else None
+    host = host or values.hostname(m.group(2))
+    shown = f"[{host}]" if m.group(1) else host  # brackets: no MX lookup
+    if m.group(4):
+        shown += f":{values.integer(m.group(4), 1, 65535)}"
+    return shown
+
+
+def ip_literal(text: str) -> str | None:
+    """An IPv4 address in brackets (`[192.0.2.1]:25`), which Postfix accepts as a relay."""
+    try:
+        return str(ipaddress.IPv4Address(text))
+    except ValueError:
+        return None
+
+
+def backend_kind(text: str) -> model.BackendKind:
+    try:
+        return model.BackendKind(text)
+    except ValueError:
+        raise values.Invalid(f"unknown backend `{text}`", "use `files` or `mysql`") from None
+
+
+def post(text: str) -> model.Post:
+    try:
+        return model.Post(text)
+    except ValueError:
+        raise values.Invalid(f"unknown posting policy `{text}`",
+                             "use `anyone`, `members` or `announcer`") from None
+
+
+def one_line(text: str) -> str:
+    if "\n" in text or "\r" in text:
+        raise values.Invalid("a subject must be one line", "remove the line breaks")
+    return text
+
+
+def any_text(text: str) -> str:
+    if "\0" in text:
+        raise values.Invalid("text must not contain NUL characters")
+    return text
