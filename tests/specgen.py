@@ -130,7 +130,7 @@ def _shuffled(items, shuffle) -> list:
 
 def addresses(spec: tuple[Domain, ...]) -> list[str]:
     """Addresses worth routing: every declared name in every domain name, plus tagged,
-    unknown and outside ones."""
+    mixed-case, unknown and outside ones."""
     found = set(OUTSIDE)
     for domain in spec:
         locals_ = [m.local for m in domain.mailboxes] + [a for a, _ in domain.aliases] + \
@@ -139,4 +139,6 @@ def addresses(spec: tuple[Domain, ...]) -> list[str]:
             found |= {f"{local}@{name}" for local in locals_}
             found.add(f"nobody@{name}")
         found.add(f"{locals_[0]}+tag@{domain.name}")
+        found.add(f"{locals_[0].upper()}@{domain.name.upper()}")  # mixed case
+        found.add(f"{locals_[-1].capitalize()}+Tag@{domain.name}")
     return sorted(found)

@@ -12,6 +12,7 @@ from conftest import examples, need_tool
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from specgen import SPECS, addresses, render, render_files
+from test_mysql_backend import answers_agree, lookup_keys
 from test_real_tools import MAPS, assert_routes_like_the_model
 
 from mailspec.emit import emit_all, write_tree
@@ -117,8 +118,6 @@ def test_deep_alias_chains_are_generated():
 @given(SPECS)
 def test_files_and_mysql_backends_agree(tmp_path_factory, mariadb, spec):
     """On generated specs, every mysql table answers what its lmdb map answers."""
-    from test_mysql_backend import answers_agree, lookup_keys
-
     text = render(spec)
     note(text)
     work = tmp_path_factory.mktemp("backends")
