@@ -91,11 +91,12 @@ class Change:
 
     @property
     def domain(self) -> str:
-        columns = COLUMNS[self.table]
+        """The domain the plan shows this change under."""
         if self.table == "virtual_domains":
             return self.row[0]
-        return self.row[columns.index("domain")] if "domain" in columns and \
-            self.row[columns.index("domain")] else "(server-wide)"
+        columns = COLUMNS[self.table]
+        owner = self.row[columns.index("domain")] if "domain" in columns else None
+        return owner or "(server-wide)"
 
     def describe(self) -> str:
         key = " -> ".join(str(k) for k in self.key)
