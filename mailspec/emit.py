@@ -86,14 +86,3 @@ class Staging:
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
-
-
-def write_tree(files: dict[str, str], target: str) -> None:
-    """Write `files` as the tree at `target`, atomically. An OSError leaves the old tree."""
-    staging = Staging(target)
-    try:
-        staging.write(files)
-        staging.commit()
-    except BaseException:
-        staging.discard()
-        raise

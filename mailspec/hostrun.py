@@ -112,9 +112,11 @@ class HostServer:
 
     def _install_maps(self) -> None:
         backend = self.spec.server.backend
+        password = None
+        if backend.kind is model.BackendKind.MYSQL:
+            password = install.mysql_password(self.layout.path(backend.password_file))
         for path in sorted(self.postfix_dir.iterdir()):
             if path.name.startswith("mysql-"):
-                password = install.mysql_password(self.layout.path(backend.password_file))
                 path.write_text(install.postfix_mysql_table(path.read_text(), password))
                 os.chmod(path, 0o640)
                 shutil.chown(path, "root", "postfix")

@@ -7,7 +7,6 @@ import imaplib
 import os
 import shutil
 import smtplib
-import socket
 import ssl
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 import attrs
 import pytest
 from conftest import need_root, need_tool
-from mariadb import DB_PASSWORD, DB_USER
+from mariadb import DB_PASSWORD, DB_USER, free_ports
 
 from mailspec.certs import make_certificates
 from mailspec.hostrun import HostServer
@@ -72,16 +71,6 @@ MYSQL = ('backend mysql {{ socket "{socket}"; database {database}; user ' + DB_U
 def hashed(password: str) -> str:
     return subprocess.run(["doveadm", "pw", "-s", "SHA512-CRYPT", "-p", password],
                           capture_output=True, text=True, check=True).stdout.strip()
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 @attrs.define

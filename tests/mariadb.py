@@ -25,10 +25,15 @@ def throwaway_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports (all held open while they are chosen)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for probe in sockets:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    ports = [probe.getsockname()[1] for probe in sockets]
+    for probe in sockets:
+        probe.close()
+    return ports
 
 
 class MariaDB:
@@ -36,7 +41,7 @@ class MariaDB:
         self.base = base
         self.datadir = base / "data"
         self.socket = str(base / "mysqld.sock")
-        self.port = free_port()
+        self.port = free_ports(1)[0]
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:

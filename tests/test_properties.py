@@ -8,14 +8,14 @@ import random
 import subprocess
 
 import hypothesis
-from conftest import examples, need_tool
+from conftest import examples, need_tool, write_tree
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from specgen import SPECS, addresses, render, render_files
 from test_mysql_backend import answers_agree, lookup_keys
 from test_real_tools import MAPS, assert_routes_like_the_model
 
-from mailspec.emit import emit_all, write_tree
+from mailspec.emit import emit_all
 from mailspec.pipeline import check, compile_files
 
 SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]

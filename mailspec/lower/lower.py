@@ -84,9 +84,6 @@ class Lowerer(ServerLowering):
         result = self.one(entry, values.boolean, "no value, or yes or no")
         return result if result is not FAILED else False
 
-    def text(self, entry: Entry) -> str | object:
-        return self.one(entry, lambda text: text, "one quoted string")
-
     def ref(self, value: Value, domain: str | None, allow_external: bool = False) -> model.Ref | None:
         words = [w.value for w in value.words]
         external = False
