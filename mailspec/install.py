@@ -6,6 +6,12 @@ from __future__ import annotations
 import configparser
 
 OPTION_GROUP = "mailspec"
+# Files in a deploy's postfix/ that are not lookup-table sources for postmap.
+NOT_MAPS = {"main.cf", "master.cf", "plus_disabled"}
+
+
+def is_map_source(name: str) -> bool:
+    return name not in NOT_MAPS and not name.startswith("mysql-") and not name.endswith(".lmdb")
 
 
 def mysql_password(option_file: str) -> str:

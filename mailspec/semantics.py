@@ -161,6 +161,23 @@ def may_send(spec: model.Spec, login: str | None, sender: str, recipient: str) -
         return Verdict(False, "the login does not own the sender address")
     if str(address) in filters.reject_senders or address.domain in filters.reject_senders:
         return Verdict(False, "refused by reject_sender")
+    return _recipient_policy(spec, address, recipient, logged_in=True)
+
+
+def may_receive(spec: model.Spec, sender: str, recipient: str) -> Verdict:
+    """Whether port 25 accepts MAIL FROM `sender` and RCPT TO `recipient` from a client
+    that is not logged in and not in mynetworks (another MTA on the internet)."""
+    filters = spec.server.filters
+    address = _split(sender)
+    if not _Directory(spec).served(_split(recipient).domain):
+        return Verdict(False, "relay access denied")
+    if str(address) in filters.reject_senders or address.domain in filters.reject_senders:
+        return Verdict(False, "refused by reject_sender")
+    return _recipient_policy(spec, address, recipient, logged_in=False)
+
+
+def _recipient_policy(spec: model.Spec, sender: Address, recipient: str, logged_in: bool) -> Verdict:
+    """The recipient's own refusals, then a list's posting policy."""
     resolution = resolve(spec, recipient)
     if resolution.rejected:
         return Verdict(False, resolution.rejected)
@@ -168,9 +185,13 @@ def may_send(spec: model.Spec, login: str | None, sender: str, recipient: str) -
     target = directory.canonical(_split(recipient))
     base = target.local.partition(spec.server.recipient_delimiter)[0]
     found = directory.entries.get(target) or directory.entries.get(Address(base, target.domain))
-    if isinstance(found, model.MailingList) and found.post is not model.Post.ANYONE:
+    if not isinstance(found, model.MailingList):
+        return Verdict(True)
+    if found.require_auth and not logged_in:
+        return Verdict(False, "the list requires a login")
+    if found.post is not model.Post.ANYONE:
         allowed = ({directory.canonical(r.address) for r in found.members}
                    if found.post is model.Post.MEMBERS else {directory.canonical(found.announcer.address)})
-        if directory.canonical(address) not in allowed:
+        if directory.canonical(sender) not in allowed:
             return Verdict(False, f"only {found.post.value} may post to the list")
     return Verdict(True)

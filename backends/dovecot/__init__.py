@@ -17,9 +17,17 @@ def quota_size(size: int) -> str:
     return f"{size}B"
 
 
-def home_template(spec: model.Spec, layout: Layout) -> str:
+def maildir_template(spec: model.Spec, layout: Layout) -> str:
     """The mail directory of `mail_location` (`maildir:/var/mail/vhosts/%d/%n:…` -> its path)."""
     return layout.mail_location(spec.server.mail_location).split(":")[1]
+
+
+def home_template(spec: model.Spec, layout: Layout) -> str:
+    """Dovecot's per-user home (vacation duplicate tracking, ManageSieve scripts): a plain
+    `home` directory inside the Maildir, where Maildir++ lists nothing. The Maildir itself
+    cannot be the home: the `.dovecot.lda-dupes.locks` directory that vacation creates
+    there would show up as an IMAP folder (the VM suite found this)."""
+    return maildir_template(spec, layout).rstrip("/") + "/home"
 
 
 def home(template: str, domain: str, local: str) -> str:

@@ -1,0 +1,193 @@
+"""Compile a spec for a test VM and install the deploy into a machine.
+
+The VM runs the production tree unrelocated: every file goes to the path it was
+compiled for. Mailbox passwords are replaced by random test passwords (kept in memory,
+hashed with bcrypt into the test deploy) so the scenarios can log in; nothing else in
+the spec changes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import shlex
+import tempfile
+from pathlib import Path
+
+import attrs
+import bcrypt
+
+from mailspec import install, model
+from mailspec.backends.dovecot import maildir_template
+from mailspec.certs import make_certificates
+from mailspec.diagnostics import render_all_text
+from mailspec.layout import DEFAULT as LAYOUT
+from mailspec.pipeline import Lowered, compile_to, lower
+from mailspec.vmtests import log
+from mailspec.vmtests.machine import Machine, MachineError
+
+POSTFIX_LOG_PROBLEMS = ("warning:", "error:", "fatal:", "panic:")
+DOVECOT_LOG_PROBLEMS = ("Warning:", "Error:", "Fatal:", "Panic:")
+
+
+class DeployError(Exception):
+    pass
+
+
+@attrs.frozen
+class Compiled:
+    spec: model.Spec
+    deploy: Path
+    tls: Path  # ca.crt, server.crt and server.key from `mailspec certs`
+    passwords: dict[str, str]  # login -> test password
+    database_password: str
+
+    @property
+    def ca_file(self) -> str:
+        return str(self.tls / "ca.crt")
+
+
+def with_test_passwords(spec: model.Spec) -> tuple[model.Spec, dict[str, str]]:
+    passwords: dict[str, str] = {}
+    domains = []
+    for domain in spec.domains:
+        mailboxes = []
+        for mailbox in domain.mailboxes:
+            login = str(domain.address(mailbox.local))
+            passwords[login] = secrets.token_urlsafe(12)
+            hashed = bcrypt.hashpw(passwords[login].encode(), bcrypt.gensalt(rounds=4)).decode()
+            mailboxes.append(attrs.evolve(mailbox, password=model.Password("BLF-CRYPT", "{BLF-CRYPT}" + hashed)))
+        domains.append(attrs.evolve(domain, mailboxes=tuple(mailboxes)))
+    return attrs.evolve(spec, domains=tuple(domains)), passwords
+
+
+def compile_for_vm(roots: list[str], workdir: Path) -> Compiled:
+    """Check and compile `roots` for a test VM; DeployError with the diagnostics if invalid."""
+    return _compiled(lower(roots), workdir)
+
+
+def _compiled(lowered: Lowered, workdir: Path) -> Compiled:
+    passwords: dict[str, str] = {}
+    if lowered.spec is not None:
+        spec, passwords = with_test_passwords(lowered.spec)
+        lowered = attrs.evolve(lowered, spec=spec)
+    deploy = workdir / "deploy"
+    result = compile_to(lowered, str(deploy))
+    if not result.ok:
+        raise DeployError(render_all_text(result.diagnostics, result.sources))
+    tls = workdir / "tls"
+    make_certificates(result.spec, str(tls))
+    return Compiled(result.spec, deploy, tls, passwords, secrets.token_urlsafe(16))
+
+
+def compile_model(spec: model.Spec, workdir: Path) -> Compiled:
+    """Compile a spec built in code (a changed copy of a checked one) for a test VM."""
+    return _compiled(Lowered(spec, (), {}), workdir)
+
+
+def install_deploy(machine: Machine, compiled: Compiled, restart: bool = False) -> None:
+    """Copy the deploy to the paths it was compiled for, build the maps, load the SQL for
+    the mysql backend, install the TLS material, then reload (or restart) the daemons and
+    check that their logs show no error and no warning.
+
+    Reload is the default: every setting mailspec writes takes effect on `postfix reload`
+    and `doveadm reload` (inet_interfaces and the queue directory stay the Debian
+    defaults), and a restart costs about 7 s under TCG, mostly in `postfix check`."""
+    spec, server = compiled.spec, compiled.spec.server
+    with log.step(f"{machine.name}: install the deploy ({'restart' if restart else 'reload'})"):
+        machine.copy_from_host(_bundle(compiled), "/tmp/mailspec-install")
+        vmail = server.vmail
+        maps = sorted(path.name for path in (compiled.deploy / "postfix").iterdir()
+                      if install.is_map_source(path.name))
+        mail_root = maildir_template(spec, LAYOUT).split("%")[0]
+        q = shlex.quote
+        script = [
+            "set -e", "cd /tmp/mailspec-install",
+            f"cp -r deploy/postfix/. {LAYOUT.postfix_dir}/",
+            f"cp -r deploy/dovecot/. {LAYOUT.dovecot_dir}/",
+            f"if [ -d deploy/sieve ]; then mkdir -p {LAYOUT.sieve_dir}; cp -r deploy/sieve/. {LAYOUT.sieve_dir}/; fi",
+            f"getent group {vmail.gid} >/dev/null || groupadd --gid {vmail.gid} {q(vmail.user)}",
+            f"id -u {q(vmail.user)} >/dev/null 2>&1 || useradd --uid {vmail.uid} --gid {vmail.gid}"
+            f" --home-dir /nonexistent --shell /usr/sbin/nologin {q(vmail.user)}",
+            f"mkdir -p {q(mail_root)}", f"chown {vmail.uid}:{vmail.gid} {q(mail_root)}",
+            f"mkdir -p \"$(dirname {q(server.tls.cert)})\" \"$(dirname {q(server.tls.key)})\"",
+            f"install -m 644 tls/server.crt {q(server.tls.cert)}",
+            f"install -m 600 tls/server.key {q(server.tls.key)}",
+            "rm -rf /var/spool/postfix/etc  # Debian's chroot copies, stale now; nothing runs chrooted",
+            f"postalias lmdb:{LAYOUT.aliases}",
+            *[f"postmap lmdb:{LAYOUT.postfix_dir}/{q(name)}" for name in maps],
+            f"find {LAYOUT.sieve_dir} -name '*.sieve' -exec sievec {{}} \\; 2>/dev/null || true",
+            f": > {LAYOUT.postfix_log}; : > {LAYOUT.dovecot_log}",
+            "cd / && rm -rf /tmp/mailspec-install",
+        ]
+        machine.succeed("\n".join(script))
+        if server.backend.kind is model.BackendKind.MYSQL:
+            _install_database(machine, compiled)
+        if restart:
+            machine.succeed("systemctl restart postfix dovecot")
+        else:
+            machine.succeed("postfix reload 2>&1 && doveadm reload")
+        wait_for_mail_ports(machine)
+        check_logs(machine)
+
+
+def _bundle(compiled: Compiled) -> Path:
+    """One directory to upload: the deploy and the server's certificate and key
+    (never the CA's key)."""
+    bundle = Path(tempfile.mkdtemp(prefix="install-", dir=compiled.deploy.parent))
+    shutil.copytree(compiled.deploy, bundle / "deploy")
+    (bundle / "tls").mkdir()
+    for name in ("server.crt", "server.key"):
+        shutil.copy2(compiled.tls / name, bundle / "tls" / name)
+    return bundle
+
+
+def _install_database(machine: Machine, compiled: Compiled) -> None:
+    """MariaDB inside the VM: the database, its account, the option file the daemons read,
+    the schema and the seed, and the password added to the live Postfix tables."""
+    backend = compiled.spec.server.backend
+    password = compiled.database_password
+    q = shlex.quote
+    grants = (f"CREATE DATABASE IF NOT EXISTS `{backend.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;"
+              f" CREATE USER IF NOT EXISTS '{backend.user}'@'localhost' IDENTIFIED BY '{password}';"
+              f" GRANT ALL ON `{backend.database}`.* TO '{backend.user}'@'localhost';")
+    with log.step("load the SQL into MariaDB"):
+        machine.copy_from_host(compiled.deploy / "sql", "/tmp/sql")
+        machine.succeed("systemctl start mariadb")
+        machine.succeed(f"mariadb -e {q(grants)}")
+        machine.succeed(f"mariadb {q(backend.database)} < /tmp/sql/schema.sql && "
+                        f"mariadb {q(backend.database)} < /tmp/sql/seed.sql && rm -r /tmp/sql")
+        machine.write_file(backend.password_file,
+                           f"[{install.OPTION_GROUP}]\nuser = {backend.user}\npassword = {password}\n", 0o640)
+        vmail = compiled.spec.server.vmail.user
+        machine.succeed(f"getent group maildb >/dev/null || groupadd --system maildb; "
+                        f"usermod -aG maildb postfix; usermod -aG maildb {q(vmail)}; "
+                        f"chgrp maildb {q(backend.password_file)}")
+        for path in sorted((compiled.deploy / "postfix").glob("mysql-*.cf")):
+            live = f"{LAYOUT.postfix_dir}/{path.name}"
+            machine.write_file(live, install.postfix_mysql_table(path.read_text(), password), 0o640)
+            machine.succeed(f"chgrp postfix {live}")
+
+
+def wait_for_mail_ports(machine: Machine, timeout: float = 60) -> None:
+    machine.wait_for_open_port(25, b"220 ", timeout=timeout)
+    machine.wait_for_open_port(587, b"220 ", timeout=timeout)
+    machine.wait_for_open_port(465, b"220 ", tls=True, timeout=timeout)
+    machine.wait_for_open_port(143, b"* OK", timeout=timeout)
+
+
+def check_logs(machine: Machine) -> None:
+    problems = problem_lines(machine)
+    if problems:
+        raise MachineError(f"the daemons on {machine.name} logged problems:\n" + "\n".join(problems))
+
+
+def problem_lines(machine: Machine) -> list[str]:
+    postfix = machine.execute(f"cat {LAYOUT.postfix_log}")[1].splitlines()
+    dovecot = machine.execute(f"cat {LAYOUT.dovecot_log}")[1].splitlines()
+    return ([line for line in postfix if any(word in line for word in POSTFIX_LOG_PROBLEMS)]
+            + [line for line in dovecot if any(word in line for word in DOVECOT_LOG_PROBLEMS)])
+
+
+def daemon_logs(machine: Machine, lines: int = 40) -> str:
+    return machine.execute(f"tail -n {lines} {LAYOUT.postfix_log} {LAYOUT.dovecot_log}")[1]

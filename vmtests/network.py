@@ -1,0 +1,89 @@
+"""The virtual LAN between machines, its DNS, and the outside MTA.
+
+Every machine has a second NIC on a point-to-point QEMU datagram link (two UDP sockets on
+the host's loopback). On that LAN the mailspec server and a plain Postfix "outside" MTA
+find each other through MX records: dnsmasq on the outside machine serves a zone made
+from the spec (MX of every served domain -> the server's hostname -> its LAN address;
+MX of every external domain the spec names -> the outside MTA).
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from mailspec import model
+from mailspec.vmtests import log
+from mailspec.vmtests.machine import Machine
+
+SERVER_ADDRESS = "192.168.50.10"
+OUTSIDE_ADDRESS = "192.168.50.20"
+OUTSIDE_DOMAIN = "outside.test"
+OUTSIDE_HOSTNAME = "mx.outside.test"
+OUTSIDE_MAIL_ROOT = "/var/mail/outside"
+
+
+def served_domains(spec: model.Spec) -> list[str]:
+    return sorted({d.name for d in spec.domains} | {a.name for d in spec.domains for a in d.also})
+
+
+def external_domains(spec: model.Spec) -> list[str]:
+    """The domains outside the spec that it sends to, plus the outside MTA's own."""
+    served = set(served_domains(spec))
+    refs = [ref for domain in spec.domains for ref in (
+        *[r for m in domain.mailboxes for r in (*m.forwards, *m.send_as)],
+        *[r for a in domain.aliases for r in a.targets],
+        *[r for lst in domain.lists for r in lst.members])]
+    return sorted({ref.address.domain for ref in refs if ref.address.domain not in served} | {OUTSIDE_DOMAIN})
+
+
+def dns_zone(spec: model.Spec) -> str:
+    """dnsmasq configuration: authoritative for these names only, nothing forwarded."""
+    lines = [f"listen-address={OUTSIDE_ADDRESS}", "bind-interfaces", "no-resolv", "no-hosts",
+             "local=/#/", "user=nobody", "group=nogroup",
+             f"host-record={spec.server.hostname},{SERVER_ADDRESS}",
+             f"host-record={OUTSIDE_HOSTNAME},{OUTSIDE_ADDRESS}"]
+    lines += [f"mx-host={name},{spec.server.hostname},10" for name in served_domains(spec)]
+    lines += [f"mx-host={name},{OUTSIDE_HOSTNAME},10" for name in external_domains(spec)]
+    return "\n".join(lines) + "\n"
+
+
+def outside_main_cf(spec: model.Spec) -> str:
+    """A plain Postfix that accepts mail for every external domain into Maildirs under
+    /var/mail/outside/<domain>/<local>/ and sends everything else by MX lookup."""
+    return "\n".join([
+        f"myhostname = {OUTSIDE_HOSTNAME}", "mydestination = localhost", "inet_interfaces = all",
+        "inet_protocols = ipv4", "mynetworks = 127.0.0.0/8", "compatibility_level = 3.6",
+        "maillog_file = /var/log/postfix.log", "alias_maps =", "alias_database =",
+        f"virtual_mailbox_domains = {' '.join(external_domains(spec))}",
+        f"virtual_mailbox_base = {OUTSIDE_MAIL_ROOT}",
+        "virtual_mailbox_maps = regexp:/etc/postfix/outside_mailboxes",
+        "virtual_uid_maps = static:8", "virtual_gid_maps = static:8",  # the `mail` account
+        "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
+        "smtp_tls_security_level = may", "smtpd_tls_security_level = may",
+        "smtpd_tls_cert_file = /etc/ssl/certs/ssl-cert-snakeoil.pem",
+        "smtpd_tls_key_file = /etc/ssl/private/ssl-cert-snakeoil.key", ""])
+
+
+def use_lan_dns(machine: Machine) -> None:
+    machine.succeed(f"echo 'nameserver {OUTSIDE_ADDRESS}' > /etc/resolv.conf")
+
+
+def setup_outside(outside: Machine, spec: model.Spec) -> None:
+    with log.step(f"{outside.name}: DNS for the LAN and a plain outside MTA"):
+        outside.write_file("/etc/mailspec-dns.conf", dns_zone(spec))
+        outside.write_file("/etc/postfix/main.cf", outside_main_cf(spec))
+        outside.write_file("/etc/postfix/outside_mailboxes", "/^([^@]+)@(.+)$/ ${2}/${1}/\n")
+        outside.succeed("; ".join([
+            "set -e", "dnsmasq --conf-file=/etc/mailspec-dns.conf",
+            f"echo 'nameserver {OUTSIDE_ADDRESS}' > /etc/resolv.conf",
+            f"mkdir -p {OUTSIDE_MAIL_ROOT}", f"chown 8:8 {OUTSIDE_MAIL_ROOT}",
+            "postconf -F '*/*/chroot = n'", ": > /var/log/postfix.log", "systemctl restart postfix"]))
+        outside.wait_for_open_port(25, b"220 ")
+
+
+def outside_messages(outside: Machine, address: str) -> list[str]:
+    """The raw messages the outside MTA stored for `address`."""
+    local, _, domain = address.rpartition("@")
+    directory = f"{OUTSIDE_MAIL_ROOT}/{domain}/{local}/new"
+    command = f"for f in {shlex.quote(directory)}/*; do [ -f \"$f\" ] && cat \"$f\" && printf '\\0'; done; true"
+    return [part for part in outside.succeed(command).split("\x00") if part]
