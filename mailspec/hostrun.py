@@ -20,8 +20,11 @@ import time
 from pathlib import Path
 
 from mailspec import install, model
-from mailspec.backends.dovecot import maildir_template
+from mailspec.backends.dovecot import home_template
 from mailspec.layout import Layout
+
+# Files in the deploy's postfix/ that are not lmdb map sources.
+_NOT_MAPS = {"main.cf", "master.cf", "plus_disabled"}
 
 
 class HostRunError(Exception):
@@ -80,7 +83,7 @@ class HostServer:
                           layout.dovecot_base, layout.dovecot_state):
             os.makedirs(directory, exist_ok=True)
         shutil.chown(layout.postfix_data, "postfix")
-        mail_root = maildir_template(self.spec, layout).split("%")[0].rstrip("/")
+        mail_root = home_template(self.spec, layout).split("%")[0].rstrip("/")
         os.makedirs(mail_root, exist_ok=True)
         os.chown(mail_root, uid, gid)
         Path(layout.aliases).write_text("postmaster: root\n")
@@ -117,7 +120,7 @@ class HostServer:
                 path.write_text(install.postfix_mysql_table(path.read_text(), password))
                 os.chmod(path, 0o640)
                 shutil.chown(path, "root", "postfix")
-            elif path.is_file() and install.is_map_source(path.name):
+            elif path.is_file() and path.name not in _NOT_MAPS and not path.name.endswith(".lmdb"):
                 _run("postmap", f"lmdb:{path}")
         # Postfix waits for table files younger than a second: these are final now.
         old = time.time() - 5

@@ -18,7 +18,7 @@ import attrs
 import bcrypt
 
 from mailspec import install, model
-from mailspec.backends.dovecot import maildir_template
+from mailspec.backends.dovecot import home_template
 from mailspec.certs import make_certificates
 from mailspec.diagnostics import render_all_text
 from mailspec.layout import DEFAULT as LAYOUT
@@ -99,7 +99,7 @@ def install_deploy(machine: Machine, compiled: Compiled, restart: bool = False) 
         vmail = server.vmail
         maps = sorted(path.name for path in (compiled.deploy / "postfix").iterdir()
                       if install.is_map_source(path.name))
-        mail_root = maildir_template(spec, LAYOUT).split("%")[0]
+        mail_root = home_template(spec, LAYOUT).split("%")[0]
         q = shlex.quote
         script = [
             "set -e", "cd /tmp/mailspec-install",

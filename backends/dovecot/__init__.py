@@ -17,17 +17,20 @@ def quota_size(size: int) -> str:
     return f"{size}B"
 
 
-def maildir_template(spec: model.Spec, layout: Layout) -> str:
+def home_template(spec: model.Spec, layout: Layout) -> str:
     """The mail directory of `mail_location` (`maildir:/var/mail/vhosts/%d/%n:…` -> its path)."""
     return layout.mail_location(spec.server.mail_location).split(":")[1]
 
 
-def home_template(spec: model.Spec, layout: Layout) -> str:
-    """Dovecot's per-user home (vacation duplicate tracking, ManageSieve scripts): a plain
-    `home` directory inside the Maildir, where Maildir++ lists nothing. The Maildir itself
-    cannot be the home: the `.dovecot.lda-dupes.locks` directory that vacation creates
-    there would show up as an IMAP folder (the VM suite found this)."""
-    return maildir_template(spec, layout).rstrip("/") + "/home"
+def mail_location_setting(spec: model.Spec, layout: Layout) -> str:
+    """`mail_location` as the spec writes it, with Dovecot's lock files moved to a plain
+    `volatile` directory: in the Maildir root (the home) they would be
+    `.dovecot.lda-dupes.locks`, which Maildir++ lists as an IMAP folder (the VM suite
+    found this)."""
+    location = layout.mail_location(spec.server.mail_location)
+    if ":VOLATILEDIR=" in location:
+        return location
+    return f"{location}:VOLATILEDIR={home_template(spec, layout).rstrip('/')}/volatile"
 
 
 def home(template: str, domain: str, local: str) -> str:
@@ -85,7 +88,7 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
                   log_path=layout.dovecot_log, ports=layout.ports,
                   uid=server.vmail.uid, gid=server.vmail.gid,
                   vmail_user=server.vmail.user, home=home_template(spec, layout),
-                  mail_location=layout.mail_location(server.mail_location),
+                  mail_location=mail_location_setting(spec, layout),
                   recipient_delimiter=server.recipient_delimiter,
                   lmtp_socket=layout.lmtp_socket, auth_socket=layout.auth_socket,
                   sieve_before=f"{layout.dovecot_dir}/{script}" if script else "")
