@@ -9,8 +9,6 @@ MX of every external domain the spec names -> the outside MTA).
 
 from __future__ import annotations
 
-import shlex
-
 from mailspec import model
 from mailspec.vmtests import log
 from mailspec.vmtests.machine import Machine
@@ -48,8 +46,8 @@ def dns_zone(spec: model.Spec) -> str:
 
 
 def outside_main_cf(spec: model.Spec) -> str:
-    """A plain Postfix that accepts mail for every external domain into Maildirs under
-    /var/mail/outside/<domain>/<local>/ and sends everything else by MX lookup."""
+    """A plain Postfix that accepts mail for every external domain into one Maildir,
+    /var/mail/outside/all/ (virtual(8) adds Delivered-To), and sends the rest by MX."""
     return "\n".join([
         f"myhostname = {OUTSIDE_HOSTNAME}", "mydestination = localhost", "inet_interfaces = all",
         "inet_protocols = ipv4", "mynetworks = 127.0.0.0/8", "compatibility_level = 3.6",
@@ -58,6 +56,7 @@ def outside_main_cf(spec: model.Spec) -> str:
         f"virtual_mailbox_base = {OUTSIDE_MAIL_ROOT}",
         "virtual_mailbox_maps = regexp:/etc/postfix/outside_mailboxes",
         "virtual_uid_maps = static:8", "virtual_gid_maps = static:8",  # the `mail` account
+        "virtual_minimum_uid = 8",
         "smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination",
         "smtp_tls_security_level = may", "smtpd_tls_security_level = may",
         "smtpd_tls_cert_file = /etc/ssl/certs/ssl-cert-snakeoil.pem",
@@ -72,18 +71,18 @@ def setup_outside(outside: Machine, spec: model.Spec) -> None:
     with log.step(f"{outside.name}: DNS for the LAN and a plain outside MTA"):
         outside.write_file("/etc/mailspec-dns.conf", dns_zone(spec))
         outside.write_file("/etc/postfix/main.cf", outside_main_cf(spec))
-        outside.write_file("/etc/postfix/outside_mailboxes", "/^([^@]+)@(.+)$/ ${2}/${1}/\n")
+        outside.write_file("/etc/postfix/outside_mailboxes", "/^/ all/\n")  # no $n here: virtual(8) forbids it
         outside.succeed("; ".join([
             "set -e", "dnsmasq --conf-file=/etc/mailspec-dns.conf",
             f"echo 'nameserver {OUTSIDE_ADDRESS}' > /etc/resolv.conf",
             f"mkdir -p {OUTSIDE_MAIL_ROOT}", f"chown 8:8 {OUTSIDE_MAIL_ROOT}",
-            "postconf -F '*/*/chroot = n'", ": > /var/log/postfix.log", "systemctl restart postfix"]))
+            "postconf -F '*/*/chroot = n'", "rm -rf /var/spool/postfix/etc", ": > /var/log/postfix.log", "systemctl restart postfix"]))
         outside.wait_for_open_port(25, b"220 ")
 
 
 def outside_messages(outside: Machine, address: str) -> list[str]:
     """The raw messages the outside MTA stored for `address`."""
-    local, _, domain = address.rpartition("@")
-    directory = f"{OUTSIDE_MAIL_ROOT}/{domain}/{local}/new"
-    command = f"for f in {shlex.quote(directory)}/*; do [ -f \"$f\" ] && cat \"$f\" && printf '\\0'; done; true"
-    return [part for part in outside.succeed(command).split("\x00") if part]
+    directory = f"{OUTSIDE_MAIL_ROOT}/all/new"
+    command = f"for f in {directory}/*; do [ -f \"$f\" ] && cat \"$f\" && printf '\\0'; done; true"
+    stored = [part for part in outside.succeed(command).split("\x00") if part]
+    return [m for m in stored if f"\nDelivered-To: {address}\n" in "\n" + m.replace("\r\n", "\n")]

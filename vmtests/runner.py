@@ -45,8 +45,9 @@ def run_one(driver: Driver, compiled: Compiled, scenario: Scenario) -> Outcome:
         return Outcome(scenario.name, "pass", time.monotonic() - started)
     except FAILURES as problem:
         detail = f"{type(problem).__name__}: {problem}"
-        if site is not None:
-            detail += "\n--- daemon logs\n" + _safely(lambda: daemon_logs(site.server))
+        for machine in (site.server, site.outside) if site is not None else ():
+            if machine is not None:
+                detail += f"\n--- daemon logs of {machine.name}\n" + _safely(lambda: daemon_logs(machine))
         for machine in driver.machines:
             detail += f"\n--- console of {machine.name}\n{machine.console_tail(20)}"
         return Outcome(scenario.name, "fail", time.monotonic() - started, detail)

@@ -277,7 +277,8 @@ def sieve(site: Site) -> None:
         for subject in [unique(f"{key} sieve probe") for key in _subject_keys(box.sieve)] + [unique("plain")]:
             text = mail.message(subject, OUTSIDER, login)
             outcome = sieve_eval(box.sieve, text.encode(), Envelope(OUTSIDER, login))
-            folders = sorted(a.split(": ", 1)[1].split(" [")[0] for a in outcome.actions if "store message" in a)
+            folders = sorted(a.split("folder: ", 1)[1].split(" [")[0] for a in outcome.actions
+                             if "store message in folder: " in a)
             site.deliver(OUTSIDER, [login], subject)
             if folders:
                 got = site.wait_for(login, subject)
