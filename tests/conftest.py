@@ -12,6 +12,9 @@ import hypothesis.database
 import pytest
 
 from mailspec.pipeline import check, compile_files
+from needs import need_root, need_tool  # noqa: F401  (re-exported to the test modules)
+
+pytest_plugins = ["mailspec.vmtests.plugin"]  # the VM tier's fixtures (tests/vm)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,24 +69,6 @@ def declared_addresses(spec) -> list[str]:
         addresses += [f"{locals_[0]}+tag@{domain.name}"] if locals_ else []
         addresses.append(f"nobody-here@{domain.name}")
     return sorted(set(addresses))
-
-
-def need_tool(name: str) -> str:
-    """The tool's path. In CI a missing tool fails the test; elsewhere it skips."""
-    path = shutil.which(name) or next(
-        (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None)
-    if path is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"`{name}` is required in CI; .ci/run installs it")
-        pytest.skip(f"`{name}` is not installed")
-    return path
-
-
-def need_root() -> None:
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("this test needs root in CI")
-        pytest.skip("needs root")
 
 
 def write_tree(files: dict[str, str], target: Path) -> None:

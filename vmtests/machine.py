@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import paramiko
+from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from mailspec.vmtests import log, mail, qemu
@@ -60,7 +61,7 @@ class Machine:
                 try:
                     self._restore()
                     self.restored = True
-                except (MachineError, log.Timeout, OSError) as problem:
+                except (MachineError, log.Timeout, OSError, QMPError) as problem:
                     log.info(f"restore failed ({problem}); booting cold")
                     self._kill()
             if not self.restored:
@@ -89,9 +90,11 @@ class Machine:
         monitor = QEMUMonitorProtocol(str(self.qmp_path))
         try:
             monitor.connect()
-        except OSError:
+        except (OSError, QMPError) as problem:
+            if self.process.poll() is not None:  # e.g. an unusable snapshot
+                raise MachineError(f"qemu exited with {self.process.returncode}: {self.qemu_log()}") from problem
             if last_try:
-                raise
+                raise MachineError(f"no QMP connection: {problem}") from problem
             return None
         return monitor
 
