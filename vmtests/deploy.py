@@ -158,11 +158,12 @@ def _install_database(machine: Machine, compiled: Compiled) -> None:
         machine.succeed(f"mariadb {q(backend.database)} < /tmp/sql/schema.sql && "
                         f"mariadb {q(backend.database)} < /tmp/sql/seed.sql && rm -r /tmp/sql")
         machine.write_file(backend.password_file,
-                           f"[{install.OPTION_GROUP}]\nuser = {backend.user}\npassword = {password}\n", 0o640)
+                           f"[{install.OPTION_GROUP}]\nuser = {backend.user}\npassword = {password}\n", 0o400)
+        # Its readers: Dovecot's auth process (group dovecot) and auth workers (vmail);
+        # Dovecot gives its processes no supplementary groups. Postfix's tables get the
+        # password appended instead (Postfix 3.7 ignores the option file's).
         vmail = compiled.spec.server.vmail.user
-        machine.succeed(f"getent group maildb >/dev/null || groupadd --system maildb; "
-                        f"usermod -aG maildb postfix; usermod -aG maildb {q(vmail)}; "
-                        f"chgrp maildb {q(backend.password_file)}")
+        machine.succeed(f"chown {q(vmail)}:dovecot {q(backend.password_file)} && chmod 440 {q(backend.password_file)}")
         for path in sorted((compiled.deploy / "postfix").glob("mysql-*.cf")):
             live = f"{LAYOUT.postfix_dir}/{path.name}"
             machine.write_file(live, install.postfix_mysql_table(path.read_text(), password), 0o640)

@@ -48,6 +48,7 @@ class Machine:
         self.qmp: QEMUMonitorProtocol | None = None
         self.ssh: paramiko.SSHClient | None = None
         self.restored = False
+        self.exit_code: int | None = None  # QEMU's, after a clean shutdown
 
     def port(self, service: str) -> int:
         """The host port that reaches `service` (a name in GUEST_PORTS) in the guest."""
@@ -134,7 +135,7 @@ class Machine:
         with log.step(f"{self.name}: shutdown"):
             try:  # the image has no ACPI button handler; ask systemd directly
                 self.ssh.exec_command("systemctl poweroff")
-                self.process.wait(60)
+                self.exit_code = self.process.wait(60)
             except (OSError, EOFError, paramiko.SSHException, subprocess.TimeoutExpired) as problem:
                 log.info(f"no clean power-off ({problem!r}); stopping hard")
             self._kill()

@@ -47,6 +47,11 @@ def test_copy_both_ways(machine, tmp_path):
     assert (tmp_path / "back.txt").read_text() == "from the guest\n"
 
 
+def test_clean_shutdown(machine):
+    machine.shutdown()
+    assert machine.process is None and machine.exit_code == 0
+
+
 def test_two_machines_share_a_lan(machines):
     first, second = machines
     assert "192.168.50.10/24" in first.succeed("ip -br addr show eth1")
