@@ -115,7 +115,7 @@ def install_deploy(machine: Machine, compiled: Compiled, restart: bool = False) 
             f"install -m 600 tls/server.key {q(server.tls.key)}",
             "rm -rf /var/spool/postfix/etc  # Debian's chroot copies, stale now; nothing runs chrooted",
             f"postalias lmdb:{LAYOUT.aliases}",
-            *[f"postmap lmdb:{LAYOUT.postfix_dir}/{q(name)}" for name in maps],
+            " ".join(["postmap", *[f"lmdb:{LAYOUT.postfix_dir}/{q(name)}" for name in maps]]) if maps else ":",
             f"find {LAYOUT.sieve_dir} -name '*.sieve' -exec sievec {{}} \\; 2>/dev/null || true",
             f": > {LAYOUT.postfix_log}; : > {LAYOUT.dovecot_log}",
             "cd / && rm -rf /tmp/mailspec-install",
@@ -184,10 +184,12 @@ def check_logs(machine: Machine) -> None:
 
 
 def problem_lines(machine: Machine) -> list[str]:
-    postfix = machine.execute(f"cat {LAYOUT.postfix_log}")[1].splitlines()
-    dovecot = machine.execute(f"cat {LAYOUT.dovecot_log}")[1].splitlines()
-    return ([line for line in postfix if any(word in line for word in POSTFIX_LOG_PROBLEMS)]
-            + [line for line in dovecot if any(word in line for word in DOVECOT_LOG_PROBLEMS)])
+    """Lines of the Postfix and Dovecot logs that report a warning or worse."""
+    postfix = "|".join(POSTFIX_LOG_PROBLEMS)
+    dovecot = "|".join(DOVECOT_LOG_PROBLEMS)
+    found = machine.succeed(f"grep -hE '{postfix}' {LAYOUT.postfix_log} 2>/dev/null; "
+                            f"grep -hE '{dovecot}' {LAYOUT.dovecot_log} 2>/dev/null; true")
+    return found.splitlines()
 
 
 def daemon_logs(machine: Machine, lines: int = 40) -> str:

@@ -59,7 +59,7 @@ class Driver:
 
     def lan_pair(self, first: tuple[str, str], second: tuple[str, str]) -> tuple[Machine, Machine]:
         """Two machines (name, LAN address) joined by one datagram link, started together."""
-        ports = qemu.free_port(socket.SOCK_DGRAM), qemu.free_port(socket.SOCK_DGRAM)
+        ports = qemu.free_ports(2, socket.SOCK_DGRAM)
         a = self.machine(first[0], first[1], ports, "52:54:00:00:00:01")
         b = self.machine(second[0], second[1], (ports[1], ports[0]), "52:54:00:00:00:02")
         start_all([a, b])

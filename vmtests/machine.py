@@ -41,9 +41,9 @@ class Machine:
         self.console = workdir / "console.log"
         self.qmp_path = workdir / "qmp.sock"
         self.disk = workdir / "disk.qcow2"
-        self.lan = lan or (qemu.free_port(socket.SOCK_DGRAM), qemu.free_port(socket.SOCK_DGRAM))
+        self.lan = lan or tuple(qemu.free_ports(2, socket.SOCK_DGRAM))
         self.lan_address, self.lan_mac = lan_address, lan_mac
-        self.forwards = {guest: qemu.free_port() for guest in GUEST_PORTS.values()}
+        self.forwards: dict[int, int] = {}
         self.process: subprocess.Popen | None = None
         self.qmp: QEMUMonitorProtocol | None = None
         self.ssh: paramiko.SSHClient | None = None
@@ -69,7 +69,20 @@ class Machine:
                 self._cold_boot()
             self._after_start()
 
-    def _launch(self, incoming: Path | None) -> None:
+    def _launch(self, incoming: Path | None, attempts: int = 3) -> None:
+        """Start QEMU. Another process may take a forwarded port between choosing it and
+        QEMU binding it; QEMU then exits at once, and new ports are chosen."""
+        for attempt in range(attempts):
+            self.forwards = dict(zip(GUEST_PORTS.values(), qemu.free_ports(len(GUEST_PORTS))))
+            try:
+                self._launch_once(incoming)
+                return
+            except MachineError as problem:
+                if "Could not set up host forwarding" not in str(problem) or attempt == attempts - 1:
+                    raise
+                log.info("a forwarded port was taken meanwhile; choosing others")
+
+    def _launch_once(self, incoming: Path | None) -> None:
         self.disk.unlink(missing_ok=True)
         self.qmp_path.unlink(missing_ok=True)
         if incoming is None:
@@ -78,7 +91,7 @@ class Machine:
             qemu.overlay(self.golden / "disk.qcow2", self.disk, "qcow2")
         command = qemu.command_line(self.image, self.accelerator, self.disk, self.qmp_path, self.console,
                                     self.forwards, self.lan, incoming)
-        with open(self.workdir / "qemu.log", "ab") as output:
+        with open(self.workdir / "qemu.log", "wb") as output:
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output,
                                             stderr=subprocess.STDOUT, start_new_session=True)
         self.qmp = retry(lambda last: self._connect_qmp(last), 30, f"{self.name}'s QMP socket", 0.05)
@@ -149,7 +162,10 @@ class Machine:
     def _kill(self) -> None:
         self._close_ssh()
         if self.qmp is not None:
-            self.qmp.close()
+            try:
+                self.qmp.close()
+            except (OSError, EOFError, QMPError):
+                pass  # QEMU is gone already
             self.qmp = None
         if self.process is not None:
             if self.process.poll() is None:
