@@ -68,7 +68,9 @@ def resolve(spec: model.Spec, address: str) -> Resolution:
     if found is None and domain.catch_all is None:
         return Resolution(rejected="unknown user")
     recipients: set[str] = set()
-    _expand(directory, original, recipients, frozenset())
+    # Postfix looks addresses up in lower case but carries an unmatched extension on as
+    # the sender wrote it (a running Postfix showed ops+Tag@, not ops+tag@).
+    _expand(directory, Address(address.rpartition("@")[0], original.domain), recipients, frozenset())
     return Resolution(frozenset(recipients))
 
 
@@ -81,14 +83,16 @@ def _expand(directory: _Directory, address: Address, out: set[str], seen: frozen
     exact address first, then without the extension (which is then carried over to the
     results), then the domain's catch-all."""
     delimiter = directory.spec.server.recipient_delimiter
-    if address in seen:
+    key = Address(address.local.lower(), address.domain)
+    if key in seen:
         return
-    seen = seen | {address}
+    seen = seen | {key}
     if not directory.served(address.domain):
         out.add(str(address))
         return
-    target = directory.canonical(address)
+    target = directory.canonical(key)
     base, _, extension = target.local.partition(delimiter)
+    extension = address.local.partition(delimiter)[2]  # as written
     found = directory.entries.get(target)
     if found is None and extension:
         found = directory.entries.get(Address(base, target.domain))
