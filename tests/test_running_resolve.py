@@ -20,7 +20,7 @@ from specgen import SPECS, addresses, render
 from mailspec.certs import make_certificates
 from mailspec.hostrun import HostServer
 from mailspec.layout import Layout, Ports
-from mailspec.pipeline import check, compile_to, lower
+from mailspec.pipeline import compile_to, lower
 from mailspec.semantics import resolve
 
 SERVER = "server {\n  hostname mail.example.com\n  relay_host [127.0.0.1]:9\n}\n"

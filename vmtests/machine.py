@@ -73,7 +73,7 @@ class Machine:
         """Start QEMU. Another process may take a forwarded port between choosing it and
         QEMU binding it; QEMU then exits at once, and new ports are chosen."""
         for attempt in range(attempts):
-            self.forwards = dict(zip(GUEST_PORTS.values(), qemu.free_ports(len(GUEST_PORTS))))
+            self.forwards = dict(zip(GUEST_PORTS.values(), qemu.free_ports(len(GUEST_PORTS)), strict=True))
             try:
                 self._launch_once(incoming)
                 return
@@ -210,9 +210,9 @@ class Machine:
         try:
             while chunk := channel.recv(65536):
                 output.write(chunk)
-        except socket.timeout:
+        except TimeoutError as problem:
             channel.close()
-            raise MachineError(f"`{command}` on {self.name} took more than {timeout:.0f} s")
+            raise MachineError(f"`{command}` on {self.name} took more than {timeout:.0f} s") from problem
         code = channel.recv_exit_status()
         channel.close()
         return code, output.getvalue().decode(errors="replace")

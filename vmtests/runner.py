@@ -47,7 +47,7 @@ def run_one(driver: Driver, compiled: Compiled, scenario: Scenario) -> Outcome:
         detail = f"{type(problem).__name__}: {problem}"
         for machine in (site.server, site.outside) if site is not None else ():
             if machine is not None:
-                detail += f"\n--- daemon logs of {machine.name}\n" + _safely(lambda: daemon_logs(machine))
+                detail += f"\n--- daemon logs of {machine.name}\n" + _safely(daemon_logs, machine)
         for machine in driver.machines:
             detail += f"\n--- console of {machine.name}\n{machine.console_tail(20)}"
         return Outcome(scenario.name, "fail", time.monotonic() - started, detail)
@@ -55,9 +55,9 @@ def run_one(driver: Driver, compiled: Compiled, scenario: Scenario) -> Outcome:
         driver.release_all()
 
 
-def _safely(read) -> str:
+def _safely(read, machine) -> str:
     try:
-        return read()
+        return read(machine)
     except FAILURES as problem:
         return f"(unreadable: {problem})"
 
