@@ -75,6 +75,8 @@ def main() -> None:
     total = time.monotonic() - started
     for outcome in outcomes:
         print(f"scenario {outcome.name} ({outcome.status}): {outcome.seconds:.1f} s")
+        if outcome.status == "fail":
+            print(outcome.detail)
     print(f"suite: {len(outcomes)} scenarios, {total:.1f} s")
 
 

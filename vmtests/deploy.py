@@ -101,11 +101,24 @@ def install_deploy(machine: Machine, compiled: Compiled, restart: bool = False) 
                       if install.is_map_source(path.name))
         mail_root = home_template(spec, LAYOUT).split("%")[0]
         q = shlex.quote
+        stage = "/etc/.mailspec-install"  # beside the live files: a rename replaces them at once
         script = [
             "set -e", "cd /tmp/mailspec-install",
-            f"cp -r deploy/postfix/. {LAYOUT.postfix_dir}/",
-            f"cp -r deploy/dovecot/. {LAYOUT.dovecot_dir}/",
-            f"if [ -d deploy/sieve ]; then mkdir -p {LAYOUT.sieve_dir}; cp -r deploy/sieve/. {LAYOUT.sieve_dir}/; fi",
+            f"rm -rf {stage}", f"mkdir -p {stage}", f"cp -r deploy/. {stage}/",
+            # Tables are built in the stage, then every file is renamed into
+            # place, main.cf and master.cf last: a daemon starting meanwhile reads either
+            # the old file or the new one, never half of one.
+            " ".join(["postmap", *[f"lmdb:{stage}/postfix/{q(name)}" for name in maps]]) if maps else ":",
+            "move_in() { (cd \"$1\" && find . -type d -exec mkdir -p \"$2/{}\" \\; &&"
+            " find . ! -type d ! -name main.cf ! -name master.cf -exec mv -f {} \"$2/{}\" \\; &&"
+            " find . ! -type d -exec mv -f {} \"$2/{}\" \\;); }",
+            f"move_in {stage}/postfix {LAYOUT.postfix_dir}",
+            f"move_in {stage}/dovecot {LAYOUT.dovecot_dir}",
+            f"if [ -d {stage}/sieve ]; then mkdir -p {LAYOUT.sieve_dir}; move_in {stage}/sieve {LAYOUT.sieve_dir}; fi",
+            f"rm -rf {stage}",
+            # Compiled where they live: a binary records its script's path. sievec, too,
+            # writes a new file and renames it.
+            f"find {LAYOUT.sieve_dir} -name '*.sieve' -exec sievec {{}} \\; 2>/dev/null || true",
             f"getent group {vmail.gid} >/dev/null || groupadd --gid {vmail.gid} {q(vmail.user)}",
             f"id -u {q(vmail.user)} >/dev/null 2>&1 || useradd --uid {vmail.uid} --gid {vmail.gid}"
             f" --home-dir /nonexistent --shell /usr/sbin/nologin {q(vmail.user)}",
@@ -115,8 +128,6 @@ def install_deploy(machine: Machine, compiled: Compiled, restart: bool = False) 
             f"install -m 600 tls/server.key {q(server.tls.key)}",
             "rm -rf /var/spool/postfix/etc  # Debian's chroot copies, stale now; nothing runs chrooted",
             f"postalias lmdb:{LAYOUT.aliases}",
-            " ".join(["postmap", *[f"lmdb:{LAYOUT.postfix_dir}/{q(name)}" for name in maps]]) if maps else ":",
-            f"find {LAYOUT.sieve_dir} -name '*.sieve' -exec sievec {{}} \\; 2>/dev/null || true",
             f": > {LAYOUT.postfix_log}; : > {LAYOUT.dovecot_log}",
             "cd / && rm -rf /tmp/mailspec-install",
         ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import imaplib
 import json
+import socket
 
 from mailspec import model
 from mailspec.semantics import may_receive, may_send
@@ -100,6 +101,22 @@ def plaintext_auth(site: Site) -> None:
     finally:
         client.shutdown()
     site.mailbox(login)  # IMAP with STARTTLS logs in
+    greeting, answer = _managesieve_plain_auth(server.port("sieve"), credentials)
+    expect('"SASL" ""' in greeting or '"SASL"' not in greeting, "ManageSieve offers SASL before STARTTLS")
+    expect(answer.startswith("NO"), f"ManageSieve answered `{answer}` to AUTHENTICATE before STARTTLS")
+
+
+def _managesieve_plain_auth(port: int, credentials: tuple[str, str]) -> tuple[str, str]:
+    """ManageSieve (RFC 5804) on 4190 without STARTTLS: (the greeting, the answer to
+    AUTHENTICATE "PLAIN")."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        stream = connection.makefile("rwb")
+        greeting = []
+        while not (line := stream.readline().decode()).startswith(("OK", "NO", "BYE")) and line:
+            greeting.append(line)
+        stream.write(f'AUTHENTICATE "PLAIN" "{_plain(*credentials)}"\r\n'.encode())
+        stream.flush()
+        return "".join(greeting), stream.readline().decode().strip()
 
 
 def _plain(user: str, password: str) -> str:
