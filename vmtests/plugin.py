@@ -37,11 +37,25 @@ def machines(vm_driver, request):
     vm_driver.release_all()
 
 
+@pytest.fixture(scope="session")
+def vm_compile(tmp_path_factory):
+    """compile(roots) -> Compiled, once per spec and session: scenarios on the same spec
+    then share one snapshot of the installed server."""
+    compiled = {}
+
+    def compile_once(roots: list[str]):
+        key = tuple(str(root) for root in roots)
+        if key not in compiled:
+            compiled[key] = compile_for_vm(list(key), tmp_path_factory.mktemp("vm-compiled"))
+        return compiled[key]
+    return compile_once
+
+
 @pytest.fixture
-def vm_site(vm_driver, request, tmp_path):
+def vm_site(vm_driver, vm_compile, request):
     """open(roots, outside=False, restart=False) -> a Site; released after the test."""
     def open_spec(roots: list[str], outside: bool = False, restart: bool = False):
-        compiled = compile_for_vm([str(root) for root in roots], tmp_path)
+        compiled = vm_compile(roots)
         request.node.vm_machines = vm_driver.machines
         return open_site(vm_driver, compiled, outside, restart)
     yield open_spec

@@ -29,7 +29,7 @@ def ensure_golden(image: Image, accelerator: str) -> Path:
 
 def _save(image: Image, accelerator: str, target: Path) -> None:
     staging = Path(tempfile.mkdtemp(prefix=".golden-", dir=image.directory))
-    machine = Machine("golden", image, staging, accelerator)
+    machine = Machine("golden", image, staging / "machine", accelerator)
     try:
         with log.step(f"making the golden snapshot ({accelerator})"):
             machine.start()
@@ -37,22 +37,31 @@ def _save(image: Image, accelerator: str, target: Path) -> None:
             machine.wait_for_unit("postfix@-.service")
             machine.wait_for_unit("dovecot.service")
             machine.wait_for_open_port(25, b"220 ")
-            machine.succeed("sync")
-            machine._close_ssh()
-            machine.qmp.cmd("stop")
-            machine.qmp.cmd("migrate", uri=f"exec:cat > {staging / 'state'}")
-
-            def saved(last_try: bool) -> bool:
-                status = machine.qmp.cmd("query-migrate").get("status")
-                if status == "failed":
-                    raise MachineError("saving the snapshot failed")
-                return status == "completed"
-            retry(saved, 120, "the snapshot to be written", 0.1)
-            machine._kill()
-        for leftover in ("console.log", "qemu.log", "qmp.sock"):
-            (staging / leftover).unlink(missing_ok=True)
+            save(machine, staging / "golden")
         shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        (staging / "golden").rename(target)
     finally:
         machine._kill()
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def save(machine: Machine, target: Path) -> None:
+    """Save a running machine as a snapshot in `target` (its memory in `state`, its disk
+    overlay as `disk.qcow2`, which restored machines use as their backing file); the
+    machine stops."""
+    with log.step(f"{machine.name}: save a snapshot"):
+        machine.succeed("sync")
+        machine._close_ssh()
+        machine.qmp.cmd("stop")
+        machine.qmp.cmd("migrate", uri=f"exec:cat > {machine.workdir / 'state'}")
+
+        def saved(last_try: bool) -> bool:
+            status = machine.qmp.cmd("query-migrate").get("status")
+            if status == "failed":
+                raise MachineError("saving the snapshot failed")
+            return status == "completed"
+        retry(saved, 120, "the snapshot to be written", 0.1)
+        machine._kill()
+        target.mkdir(parents=True)
+        for name in ("state", "disk.qcow2"):
+            (machine.workdir / name).rename(target / name)
