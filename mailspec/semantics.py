@@ -91,7 +91,7 @@ def _expand(directory: _Directory, address: Address, out: set[str], seen: frozen
         out.add(str(address))
         return
     target = directory.canonical(key)
-    base, _, extension = target.local.partition(delimiter)
+    base = target.local.partition(delimiter)[0]
     extension = address.local.partition(delimiter)[2]  # as written
     found = directory.entries.get(target)
     if found is None and extension:
