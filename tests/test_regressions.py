@@ -1,8 +1,15 @@
 """Bugs that the property tests found, each kept as a small named case."""
 
+import shutil
+import subprocess
+
 from conftest import checked
+from needs import need_root, need_tool
+from test_running_resolve import started
 
 from mailspec.backends.postfix import tables
+from mailspec.diagnostics import render_all_text
+from mailspec.pipeline import check
 from mailspec.semantics import may_send, resolve
 
 MEMBERS_LIST = """server { hostname mail.example.com }
@@ -42,3 +49,39 @@ def test_a_carried_extension_keeps_the_case_it_was_written_in(tmp_path):
     path.write_text(LIST_WITH_OUTSIDE_MEMBER)
     spec = checked(path).spec
     assert resolve(spec, "Team+Tag@D0.example").recipients == {"alice+Tag@d0.example", "ops+Tag@partner.example"}
+
+
+QUOTED_LOCAL_PART = """server { hostname mail.example.com }
+domain d0.example {
+  mailbox "o'neil" { password "{SHA512-CRYPT}$6$szTMm/Vojpts5DCP$KnU.wuDlHRdy5W6VrO4WRWcNIPV/fuJ3oA9.lTf77SZgRtlc6ZDvuFWpUZ8hJTQ.ivwSwz4/Ebzn.eKM.Tddy1" }
+}
+"""
+
+
+def test_dovecot_finds_a_mailbox_with_a_quote_in_its_name():
+    # test_a_running_postfix_delivers_where_resolve_says: Postfix accepted mail for
+    # o'neil@d0.example and Dovecot's LMTP bounced it ("User doesn't exist"): the quote
+    # was not in auth_username_chars, and passwd-file looks up o\'neil, escaped.
+    need_root()
+    need_tool("doveadm")
+    server, prefix, layout = started(QUOTED_LOCAL_PART)
+    try:
+        found = subprocess.run(["doveadm", "-c", f"{layout.dovecot_dir}/dovecot.conf", "user", "o'neil@d0.example"],
+                               capture_output=True, text=True)
+        assert found.returncode == 0 and "d0.example/o'neil" in found.stdout, found.stdout
+    finally:
+        server.stop()
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+def test_spans_are_offsets_into_a_file_with_crlf_line_ends(tmp_path):
+    # test_arbitrary_text_gets_diagnostics (long profile) on "\r\n0": the loader read the
+    # file with universal newlines, so spans counted "\n0" and pointed one character early
+    # in the file itself.
+    path = tmp_path / "crlf.mailspec"
+    path.write_bytes(b"\r\n0")
+    result = check([str(path)])
+    (diagnostic,) = result.diagnostics
+    span = diagnostic.labels[0].span
+    assert path.read_bytes().decode()[span.start:span.end] == "0"
+    assert "crlf.mailspec:2:1" in render_all_text([diagnostic], result.sources)

@@ -67,7 +67,6 @@ class Driver:
         start_all([a, b])
         return a, b
 
-
     def installed_snapshot(self, compiled: Compiled) -> Path | None:
         """A snapshot of a server with this deploy installed, made on first use: restoring
         it skips the install (about 6 s under TCG) for every later scenario on the spec."""

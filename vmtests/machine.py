@@ -35,6 +35,8 @@ class Machine:
     def __init__(self, name: str, image: Image, workdir: Path, accelerator: str,
                  golden: Path | None = None, lan: tuple[int, int] | None = None,
                  lan_address: str | None = None, lan_mac: str = "52:54:00:00:00:01"):
+        """`golden` is the snapshot to restore (a directory with `state` and `disk.qcow2`);
+        None boots cold. `lan` is the (local, remote) UDP port pair of the LAN link."""
         self.name, self.image, self.accelerator, self.golden = name, image, accelerator, golden
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from mailspec import model
 from mailspec.backends import render
 from mailspec.backends.dovecot import sql
@@ -33,6 +35,19 @@ def mail_location_setting(spec: model.Spec, layout: Layout) -> str:
     return f"{location}:VOLATILEDIR={home_template(spec, layout).rstrip('/')}/volatile"
 
 
+# Dovecot's default auth_username_chars.
+USERNAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@"
+
+
+def username_chars(spec: model.Spec) -> list[str]:
+    """`auth_username_chars` widened to the characters the mailboxes use (a dot-atom may
+    hold ' # $ & and more): without it Dovecot answers "User doesn't exist" for mail that
+    Postfix accepted (found by the running-Postfix property on `o'neil`)."""
+    used = {c for domain in spec.domains for mailbox in domain.mailboxes for c in mailbox.local.lower()}
+    extra = "".join(sorted(used - set(USERNAME_CHARS)))
+    return [f'auth_username_chars = "{USERNAME_CHARS}{extra}"'] if extra else []
+
+
 def home(template: str, domain: str, local: str) -> str:
     return template.replace("%d", domain).replace("%n", local).replace("%u", f"{local}@{domain}")
 
@@ -62,7 +77,8 @@ def users_file(spec: model.Spec, layout: Layout) -> str:
             script = mailbox_script_path(domain.name, mailbox)
             if script is not None:
                 fields.append(f"userdb_{mailbox_script_setting(spec)}={layout.dovecot_dir}/{script}")
-            user = f"{mailbox.local}@{domain.name}"
+            # passwd-file looks up %Lu with \ ' and " backslash-escaped: write keys that way.
+            user = re.sub(r"""(['"\\])""", r"\\\1", f"{mailbox.local}@{domain.name}")
             lines.append(f"{user}:{password}:{vmail.uid}:{vmail.gid}::"
                          f"{home(template, domain.name, mailbox.local)}::{' '.join(fields)}\n")
     return "".join(lines)
@@ -88,7 +104,7 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
                   log_path=layout.dovecot_log, ports=layout.ports,
                   uid=server.vmail.uid, gid=server.vmail.gid,
                   vmail_user=server.vmail.user, home=home_template(spec, layout),
-                  mail_location=mail_location_setting(spec, layout),
+                  mail_location=mail_location_setting(spec, layout), username_chars=username_chars(spec),
                   recipient_delimiter=server.recipient_delimiter,
                   lmtp_socket=layout.lmtp_socket, auth_socket=layout.auth_socket,
                   sieve_before=f"{layout.dovecot_dir}/{script}" if script else "")

@@ -20,7 +20,8 @@ class Loaded:
 
 
 def read_text(path: str) -> str:
-    with open(path, encoding="utf-8") as handle:
+    # newline="": the text exactly as in the file (CRLF kept), so spans are its offsets.
+    with open(path, encoding="utf-8", newline="") as handle:
         return handle.read()
 
 
