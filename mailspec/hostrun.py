@@ -31,21 +31,25 @@ class HostRunError(Exception):
     pass
 
 
+def greets(port: int, banner: bytes, tls: bool = False) -> bool:
+    """Whether a server on 127.0.0.1:port greets with `banner` now (not merely accepts)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            stream = raw
+            if tls:
+                context = ssl.create_default_context()
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                stream = context.wrap_socket(raw)
+            stream.settimeout(5)
+            return stream.recv(64).startswith(banner)
+    except OSError:
+        return False
+
+
 def wait_for_banner(port: int, banner: bytes, timeout: float = 15, tls: bool = False) -> None:
-    """Wait until a server on 127.0.0.1:port greets with `banner` (not merely accepts)."""
+    """Wait until a server on 127.0.0.1:port greets with `banner`."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as raw:
-                stream = raw
-                if tls:
-                    context = ssl.create_default_context()
-                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-                    stream = context.wrap_socket(raw)
-                if stream.recv(64).startswith(banner):
-                    return
-        except OSError:
-            pass
+    while not greets(port, banner, tls):
         if time.monotonic() > deadline:
             raise HostRunError(f"nothing answered `{banner.decode()}` on port {port}")
         time.sleep(0.05)

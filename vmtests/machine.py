@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import shlex
 import socket
-import ssl
 import subprocess
 import tarfile
 import time
@@ -16,6 +15,7 @@ import paramiko
 from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
+from mailspec.hostrun import greets
 from mailspec.vmtests import log, mail, qemu
 from mailspec.vmtests.image import Image
 from mailspec.vmtests.log import retry
@@ -258,17 +258,7 @@ class Machine:
         def greeted(last_try: bool) -> bool:
             if self.process is not None and self.process.poll() is not None:
                 raise MachineError(f"qemu exited with {self.process.returncode}: {self.qemu_log()}")
-            try:
-                with socket.create_connection(("127.0.0.1", host_port), timeout=5) as raw:
-                    stream = raw
-                    if tls:
-                        context = ssl.create_default_context()
-                        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-                        stream = context.wrap_socket(raw)
-                    stream.settimeout(5)
-                    return stream.recv(64).startswith(banner)
-            except OSError:
-                return False
+            return greets(host_port, banner, tls)
         retry(greeted, timeout, f"`{banner.decode()}` from port {guest_port} on {self.name}", 0.1)
 
     # ------------------------------------------------------------ files
