@@ -53,10 +53,11 @@ def resolve(spec: model.Spec, address: str) -> Resolution:
     delimiter = spec.server.recipient_delimiter
     filters = spec.server.filters
     original = _split(address)
-    if not directory.served(original.domain):
-        return Resolution(frozenset({str(original)}))
-    if str(original) in filters.reject_recipients or original.domain in filters.reject_recipients:
+    # smtpd checks recipient_access first, for outside recipients too
+    if access_listed(filters.reject_recipients, address, delimiter):
         return Resolution(rejected="refused by reject_recipient")
+    if not directory.served(original.domain):
+        return Resolution(frozenset({address}))  # relayed as written: outside local parts keep their case
     target = directory.canonical(original)
     domain = directory.domains[target.domain]
     base, _, extension = target.local.partition(delimiter)
@@ -134,14 +135,14 @@ class Verdict:
 
 def owners(spec: model.Spec, sender: str) -> frozenset[str]:
     """The logins that may use `sender` as MAIL FROM on submission: a mailbox owns its
-    address and its mailbox aliases in every name of its domain, and its send-as rights."""
+    address and its mailbox aliases in every name of its domain, and its send-as rights.
+    Like Postfix's sender login lookup, an address that is not listed as written is
+    looked up again without its extension: alice owns alice+news@."""
     directory = _Directory(spec)
-    address = _split(sender)
-    found = set()
+    listed: dict[Address, set[str]] = {}
     for domain in spec.domains:
         names = [domain.name, *(a.name for a in domain.also)]
         for mailbox in domain.mailboxes:
-            login = str(domain.address(mailbox.local))
             owned = {Address(mailbox.local, name) for name in names}
             for ref in mailbox.aliases:
                 alias = directory.canonical(ref.address)
@@ -149,9 +150,23 @@ def owners(spec: model.Spec, sender: str) -> frozenset[str]:
                 if alias.domain == domain.name:
                     owned |= {Address(alias.local, name) for name in names}
             owned |= {directory.canonical(ref.address) for ref in mailbox.send_as}
-            if address in owned:
-                found.add(login)
-    return frozenset(found)
+            for address in owned:
+                listed.setdefault(address, set()).add(str(domain.address(mailbox.local)))
+    address = _split(sender)
+    base = Address(address.local.partition(spec.server.recipient_delimiter)[0], address.domain)
+    return frozenset(listed.get(address) or listed.get(base, ()))
+
+
+def access_listed(entries, address: str, delimiter: str) -> bool:
+    """Whether an access table keyed by `entries` (addresses and domains, as the filters
+    block holds them) matches `address` the way Postfix's smtpd looks it up: the address,
+    the address without its extension, the domain, then each parent domain
+    (parent_domain_matches_subdomains names the smtpd access maps)."""
+    local, _, domain = address.lower().rpartition("@")
+    labels = domain.split(".")
+    keys = {f"{local}@{domain}", f"{local.partition(delimiter)[0]}@{domain}"}
+    keys |= {".".join(labels[i:]) for i in range(len(labels))}
+    return not keys.isdisjoint(entries)
 
 
 def may_send(spec: model.Spec, login: str | None, sender: str, recipient: str) -> Verdict:
@@ -159,25 +174,21 @@ def may_send(spec: model.Spec, login: str | None, sender: str, recipient: str) -
     from a client logged in as `login` (None: not logged in)."""
     if login is None:
         return Verdict(False, "submission needs a login")
-    filters = spec.server.filters
-    address = _split(sender)
     if login not in owners(spec, sender):
         return Verdict(False, "the login does not own the sender address")
-    if str(address) in filters.reject_senders or address.domain in filters.reject_senders:
+    if access_listed(spec.server.filters.reject_senders, sender, spec.server.recipient_delimiter):
         return Verdict(False, "refused by reject_sender")
-    return _recipient_policy(spec, address, recipient, logged_in=True)
+    return _recipient_policy(spec, _split(sender), recipient, logged_in=True)
 
 
 def may_receive(spec: model.Spec, sender: str, recipient: str) -> Verdict:
     """Whether port 25 accepts MAIL FROM `sender` and RCPT TO `recipient` from a client
     that is not logged in and not in mynetworks (another MTA on the internet)."""
-    filters = spec.server.filters
-    address = _split(sender)
     if not _Directory(spec).served(_split(recipient).domain):
         return Verdict(False, "relay access denied")
-    if str(address) in filters.reject_senders or address.domain in filters.reject_senders:
+    if access_listed(spec.server.filters.reject_senders, sender, spec.server.recipient_delimiter):
         return Verdict(False, "refused by reject_sender")
-    return _recipient_policy(spec, address, recipient, logged_in=False)
+    return _recipient_policy(spec, _split(sender), recipient, logged_in=False)
 
 
 def _recipient_policy(spec: model.Spec, sender: Address, recipient: str, logged_in: bool) -> Verdict:

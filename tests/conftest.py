@@ -29,6 +29,16 @@ hypothesis.settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 
 
+@pytest.fixture(scope="session")
+def vm_tools():
+    """The VM tier (tests/vm, `pytestmark` there) builds its image with mmdebstrap as
+    root; in CI a missing tool fails, never skips. Here rather than in a tests/vm
+    conftest, which would shadow this module's name."""
+    need_root()
+    for tool in ("qemu-system-x86_64", "qemu-img", "mmdebstrap", "mke2fs"):
+        need_tool(tool)
+
+
 def examples(ci: int, long: int = 5000) -> int:
     """How many examples a property runs: few in CI, many with HYPOTHESIS_PROFILE=long."""
     return long if LONG else ci

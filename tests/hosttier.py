@@ -33,6 +33,10 @@ server {{
   hostname mail.example.com
   relay_host [127.0.0.1]:9   # nothing listens: outbound mail stays in the queue to inspect
   {backend}
+  filters {{
+    reject_sender spam@outside.example, bad.example
+    reject_recipient old@example.com, blocked.example
+  }}
 }}
 domain example.com {{
   also example.net

@@ -69,18 +69,34 @@ def domains(draw, index: int) -> Domain:
                   tuple(mailboxes), tuple(aliases), tuple(lists))
 
 
-SPECS = st.integers(1, 3).flatmap(lambda n: st.tuples(*(domains(i) for i in range(n))))
+@attrs.frozen
+class Spec:
+    domains: tuple[Domain, ...]
+    reject_recipients: tuple[str, ...]  # addresses and domains, for the filters block
+
+
+@st.composite
+def specs(draw) -> Spec:
+    found = tuple(draw(domains(i)) for i in range(draw(st.integers(1, 3))))
+    names = sorted({f"{m.local}@{d.name}" for d in found for m in d.mailboxes if "'" not in m.local}
+                   | {f"alias0@{d.name}" for d in found if d.aliases} | set(OUTSIDE) | {"partner.example"})
+    rejected = draw(st.lists(st.sampled_from(names), max_size=2, unique=True))
+    return Spec(found, tuple(sorted(rejected)))
+
+
+SPECS = specs()
 
 
 def quoted(local: str) -> str:
     return f'"{local}"' if "'" in local else local
 
 
-def render(spec: tuple[Domain, ...], seed: int | None = None) -> str:
-    """The spec as text; with a seed, domains, mailboxes, aliases and lists are shuffled."""
+def render(spec: Spec, seed: int | None = None, server_lines: tuple[str, ...] = ()) -> str:
+    """The spec as text; with a seed, domains, mailboxes, aliases, lists and filters are
+    shuffled. `server_lines` go into the server block."""
     shuffle = random.Random(seed).shuffle if seed is not None else (lambda items: None)
     blocks = []
-    for domain in _shuffled(spec, shuffle):
+    for domain in _shuffled(spec.domains, shuffle):
         lines = [f"domain {domain.name} {{"]
         if domain.also:
             lines.append(f"  also {', '.join(domain.also)}")
@@ -105,10 +121,13 @@ def render(spec: tuple[Domain, ...], seed: int | None = None) -> str:
                        for local, members in domain.lists]
         shuffle(statements)
         blocks.append("\n".join(lines + statements + ["}"]))
-    return "server { hostname mail.example.com }\n" + "\n".join(blocks) + "\n"
+    server = ["server {", "  hostname mail.example.com", *(f"  {line}" for line in server_lines)]
+    if spec.reject_recipients:
+        server.append(f"  filters {{ reject_recipient {', '.join(_shuffled(spec.reject_recipients, shuffle))} }}")
+    return "\n".join(server + ["}"] + blocks) + "\n"
 
 
-def render_files(spec: tuple[Domain, ...], seed: int | None = None) -> dict[str, str]:
+def render_files(spec: Spec, seed: int | None = None) -> dict[str, str]:
     """The usual layout: a root file that imports one file per domain (imports shuffled
     with the seed, like everything else)."""
     shuffle = random.Random(seed).shuffle if seed is not None else (lambda items: None)
@@ -128,11 +147,11 @@ def _shuffled(items, shuffle) -> list:
     return items
 
 
-def addresses(spec: tuple[Domain, ...]) -> list[str]:
+def addresses(spec: Spec) -> list[str]:
     """Addresses worth routing: every declared name in every domain name, plus tagged,
     mixed-case, unknown and outside ones."""
-    found = set(OUTSIDE)
-    for domain in spec:
+    found = set(OUTSIDE) | {"Friend+Tag@Outside.example"}
+    for domain in spec.domains:
         locals_ = [m.local for m in domain.mailboxes] + [a for a, _ in domain.aliases] + \
             [name for name, _ in domain.lists]
         for name in (domain.name, *domain.also):

@@ -109,7 +109,7 @@ def test_deep_alias_chains_are_generated():
     """The strategy reaches alias chains of depth 5 or more (alias4 -> … -> alias0)."""
     found = hypothesis.find(SPECS, lambda spec: any(
         len(d.aliases) >= 5 and all(f"alias{i - 1}" in d.aliases[i][1] for i in range(1, 5))
-        for d in spec), settings=hypothesis.settings(max_examples=5000, database=None,
+        for d in spec.domains), settings=hypothesis.settings(max_examples=5000, database=None,
                                                     suppress_health_check=SLOW))
     assert found
 

@@ -1,6 +1,7 @@
 """Bugs that the property tests found, each kept as a small named case."""
 
 import shutil
+import smtplib
 import subprocess
 
 from conftest import checked
@@ -10,7 +11,7 @@ from test_running_resolve import started
 from mailspec.backends.postfix import tables
 from mailspec.diagnostics import render_all_text
 from mailspec.pipeline import check
-from mailspec.semantics import may_send, resolve
+from mailspec.semantics import may_receive, may_send, resolve
 
 MEMBERS_LIST = """server { hostname mail.example.com }
 domain example.com {
@@ -85,3 +86,58 @@ def test_spans_are_offsets_into_a_file_with_crlf_line_ends(tmp_path):
     span = diagnostic.labels[0].span
     assert path.read_bytes().decode()[span.start:span.end] == "0"
     assert "crlf.mailspec:2:1" in render_all_text([diagnostic], result.sources)
+
+
+HOST_TIER_SENDER = """server { hostname mail.example.com }
+domain example.com {
+  mailbox alice { password "{SHA512-CRYPT}$6$szTMm/Vojpts5DCP$KnU.wuDlHRdy5W6VrO4WRWcNIPV/fuJ3oA9.lTf77SZgRtlc6ZDvuFWpUZ8hJTQ.ivwSwz4/Ebzn.eKM.Tddy1" }
+}
+"""
+
+
+def test_a_login_owns_its_plus_tagged_sender_addresses(tmp_path):
+    # test_submission_accepts_what_may_send_says (long profile): alice, logged in, sent
+    # as alice+tag@example.com and Postfix accepted it (the sender login lookup drops
+    # the extension); may_send said she did not own it. The same triple runs against
+    # the real Postfix as an explicit example of that property.
+    path = tmp_path / "spec.mailspec"
+    path.write_text(HOST_TIER_SENDER)
+    spec = checked(path).spec
+    assert may_send(spec, "alice@example.com", "alice+tag@example.com", "alice@example.com").accepted
+    assert not may_send(spec, "alice@example.com", "alicex@example.com", "alice@example.com").accepted
+
+
+FILTERS = """server {
+  hostname mail.example.com
+  filters { reject_sender bad.example; reject_recipient old@d0.example }
+}
+domain d0.example {
+  catch_all alice
+  mailbox alice { password "{SHA512-CRYPT}$6$szTMm/Vojpts5DCP$KnU.wuDlHRdy5W6VrO4WRWcNIPV/fuJ3oA9.lTf77SZgRtlc6ZDvuFWpUZ8hJTQ.ivwSwz4/Ebzn.eKM.Tddy1" }
+}
+"""
+
+
+def test_filters_match_tagged_addresses_and_sub_domains(tmp_path):
+    # Found while widening test_submission_accepts_what_may_send_says to filtered
+    # addresses: Postfix's access lookup refuses old+x@ for `reject_recipient old@` and
+    # x@mx.bad.example for `reject_sender bad.example`; the model matched exactly only.
+    need_root()
+    path = tmp_path / "spec.mailspec"
+    path.write_text(FILTERS)
+    spec = checked(path).spec
+    assert resolve(spec, "Old+x@d0.example").rejected
+    assert not may_receive(spec, "x@mx.bad.example", "alice@d0.example").accepted
+    assert may_receive(spec, "x@notbad.example", "alice@d0.example").accepted
+    server, prefix, layout = started(FILTERS)
+    try:
+        with smtplib.SMTP("127.0.0.1", layout.ports.smtp, local_hostname="client.test", timeout=30) as client:
+            client.ehlo()
+            assert client.mail("x@notbad.example")[0] == 250
+            assert client.rcpt("Old+x@d0.example")[0] >= 500
+            client.rset()
+            client.mail("x@mx.bad.example")
+            assert client.rcpt("alice@d0.example")[0] >= 500
+    finally:
+        server.stop()
+        shutil.rmtree(prefix, ignore_errors=True)

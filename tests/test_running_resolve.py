@@ -23,7 +23,6 @@ from mailspec.layout import Layout, Ports
 from mailspec.pipeline import compile_to, lower
 from mailspec.semantics import resolve
 
-SERVER = "server {\n  hostname mail.example.com\n  relay_host [127.0.0.1]:9\n}\n"
 SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
 
 
@@ -67,7 +66,7 @@ def test_a_running_postfix_delivers_where_resolve_says(spec):
     need_root()
     for tool in ("postfix", "dovecot", "postqueue"):
         need_tool(tool)
-    text = render(spec).replace("server { hostname mail.example.com }\n", SERVER)
+    text = render(spec, server_lines=("relay_host [127.0.0.1]:9",))
     note(text)
     server, prefix, layout = started(text)
     try:

@@ -7,6 +7,7 @@ from mailspec.check import errors
 from mailspec.check.sieve import check_sieve
 from mailspec.diagnostics import Diagnostic
 from mailspec.model import Address, Ref
+from mailspec.semantics import access_listed
 from mailspec.source import Span
 
 
@@ -145,7 +146,7 @@ class Checker:
                 self.warn_unreachable(mailing_list.span, "list", domain.address(mailing_list.local), rejected)
 
     def warn_unreachable(self, span: Span, what: str, address: Address, rejected: set[str]) -> None:
-        if str(address) in rejected or address.domain in rejected:
+        if access_listed(rejected, str(address), self.spec.server.recipient_delimiter):
             self.out.append(errors.unreachable(span, what, address))
 
     def check_list(self, domain: model.Domain, mailing_list: model.MailingList) -> None:

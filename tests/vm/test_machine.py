@@ -7,6 +7,8 @@ import pytest
 from mailspec.vmtests import image, log
 from mailspec.vmtests.machine import MachineError
 
+pytestmark = pytest.mark.usefixtures("vm_tools")  # see tests/conftest.py
+
 
 def test_execute_succeed_and_fail(machine):
     assert machine.execute("echo out; echo err >&2; exit 3") == (3, "out\nerr\n")

@@ -10,6 +10,8 @@ from mailspec.vmtests import network, scenarios
 from mailspec.pipeline import check
 from mailspec.vmtests.scenarios import BY_NAME, delivery, routing
 
+pytestmark = pytest.mark.usefixtures("vm_tools")  # see tests/conftest.py
+
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 CLASSIC = FIXTURES / "valid" / "classic" / "spec.mailspec"
 SITE = FIXTURES / "vm" / "site" / "spec.mailspec"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -10,6 +12,8 @@ from pathlib import Path
 from mailspec.vmtests import runner
 from mailspec.vmtests.deploy import compile_for_vm
 from mailspec.vmtests.scenarios import Scenario, expect
+
+pytestmark = pytest.mark.usefixtures("vm_tools")  # see tests/conftest.py
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 SITE = FIXTURES / "vm" / "site" / "spec.mailspec"
