@@ -93,53 +93,70 @@ def install_deploy(machine: Machine, compiled: Compiled, restart: bool = False) 
     Reload is the default: every setting mailspec writes takes effect on `postfix reload`
     and `doveadm reload` (inet_interfaces and the queue directory stay the Debian
     defaults), and a restart costs about 7 s under TCG, mostly in `postfix check`."""
-    spec, server = compiled.spec, compiled.spec.server
+    server = compiled.spec.server
     with log.step(f"{machine.name}: install the deploy ({'restart' if restart else 'reload'})"):
         machine.copy_from_host(_bundle(compiled), "/tmp/mailspec-install")
-        vmail = server.vmail
-        maps = sorted(path.name for path in (compiled.deploy / "postfix").iterdir()
-                      if install.is_map_source(path.name))
-        mail_root = home_template(spec, LAYOUT).split("%")[0]
-        q = shlex.quote
-        stage = "/etc/.mailspec-install"  # beside the live files: a rename replaces them at once
-        script = [
-            "set -e", "cd /tmp/mailspec-install",
-            f"rm -rf {stage}", f"mkdir -p {stage}", f"cp -r deploy/. {stage}/",
-            # Tables are built in the stage, then every file is renamed into
-            # place, main.cf and master.cf last: a daemon starting meanwhile reads either
-            # the old file or the new one, never half of one.
-            " ".join(["postmap", *[f"lmdb:{stage}/postfix/{q(name)}" for name in maps]]) if maps else ":",
-            "move_in() { (cd \"$1\" && find . -type d -exec mkdir -p \"$2/{}\" \\; &&"
-            " find . ! -type d ! -name main.cf ! -name master.cf -exec mv -f {} \"$2/{}\" \\; &&"
-            " find . ! -type d -exec mv -f {} \"$2/{}\" \\;); }",
-            f"move_in {stage}/postfix {LAYOUT.postfix_dir}",
-            f"move_in {stage}/dovecot {LAYOUT.dovecot_dir}",
-            f"if [ -d {stage}/sieve ]; then mkdir -p {LAYOUT.sieve_dir}; move_in {stage}/sieve {LAYOUT.sieve_dir}; fi",
-            f"rm -rf {stage}",
-            # Compiled where they live: a binary records its script's path. sievec, too,
-            # writes a new file and renames it.
-            f"find {LAYOUT.sieve_dir} -name '*.sieve' -exec sievec {{}} \\; 2>/dev/null || true",
-            f"getent group {vmail.gid} >/dev/null || groupadd --gid {vmail.gid} {q(vmail.user)}",
-            f"id -u {q(vmail.user)} >/dev/null 2>&1 || useradd --uid {vmail.uid} --gid {vmail.gid}"
-            f" --home-dir /nonexistent --shell /usr/sbin/nologin {q(vmail.user)}",
-            f"mkdir -p {q(mail_root)}", f"chown {vmail.uid}:{vmail.gid} {q(mail_root)}",
-            f"mkdir -p \"$(dirname {q(server.tls.cert)})\" \"$(dirname {q(server.tls.key)})\"",
-            f"install -m 644 tls/server.crt {q(server.tls.cert)}",
-            f"install -m 600 tls/server.key {q(server.tls.key)}",
-            "rm -rf /var/spool/postfix/etc  # Debian's chroot copies, stale now; nothing runs chrooted",
-            f"postalias lmdb:{LAYOUT.aliases}",
-            f": > {LAYOUT.postfix_log}; : > {LAYOUT.dovecot_log}",
-            "cd / && rm -rf /tmp/mailspec-install",
-        ]
-        machine.succeed("\n".join(script))
+        machine.succeed(_staging_script(compiled))
         if server.backend.kind is model.BackendKind.MYSQL:
-            _install_database(machine, compiled)
+            _install_database(machine, compiled, f"{STAGE}/postfix")
+        machine.succeed(_moving_in_script(compiled))
         if restart:
             machine.succeed("systemctl restart postfix dovecot")
         else:
             machine.succeed("postfix reload 2>&1 && doveadm reload")
         wait_for_mail_ports(machine)
         check_logs(machine)
+
+
+STAGE = "/etc/.mailspec-install"  # beside the live files: a rename replaces them at once
+
+
+def _staging_script(compiled: Compiled) -> str:
+    """Make the vmail account, copy the uploaded deploy into the stage and build its
+    tables there."""
+    vmail = compiled.spec.server.vmail
+    q = shlex.quote
+    maps = sorted(path.name for path in (compiled.deploy / "postfix").iterdir()
+                  if install.is_map_source(path.name))
+    return "\n".join([
+        "set -e", "cd /tmp/mailspec-install",
+        f"getent group {vmail.gid} >/dev/null || groupadd --gid {vmail.gid} {q(vmail.user)}",
+        (f"id -u {q(vmail.user)} >/dev/null 2>&1 || useradd --uid {vmail.uid} --gid {vmail.gid}"
+         f" --home-dir /nonexistent --shell /usr/sbin/nologin {q(vmail.user)}"),
+        f"rm -rf {STAGE}", f"mkdir -p {STAGE}", f"cp -r deploy/. {STAGE}/",
+        " ".join(["postmap", *[f"lmdb:{STAGE}/postfix/{q(name)}" for name in maps]]) if maps else ":",
+    ])
+
+
+def _moving_in_script(compiled: Compiled) -> str:
+    """Rename every staged file into place, main.cf and master.cf last, so a daemon
+    starting meanwhile reads the old file or the new one, never half of one; then
+    compile Sieve, make the mail root, and install the TLS material."""
+    spec, server = compiled.spec, compiled.spec.server
+    vmail = server.vmail
+    mail_root = home_template(spec, LAYOUT).split("%")[0]
+    q = shlex.quote
+    return "\n".join([
+        "set -e", "cd /tmp/mailspec-install",
+        ("move_in() { (cd \"$1\" && find . -type d -exec mkdir -p \"$2/{}\" \\; &&"
+         " find . ! -type d ! -name main.cf ! -name master.cf -exec mv -f {} \"$2/{}\" \\; &&"
+         " find . ! -type d -exec mv -f {} \"$2/{}\" \\;); }"),
+        f"move_in {STAGE}/postfix {LAYOUT.postfix_dir}",
+        f"move_in {STAGE}/dovecot {LAYOUT.dovecot_dir}",
+        f"if [ -d {STAGE}/sieve ]; then mkdir -p {LAYOUT.sieve_dir}; move_in {STAGE}/sieve {LAYOUT.sieve_dir}; fi",
+        f"rm -rf {STAGE}",
+        # Compiled where they live: a binary records its script's path. sievec, too,
+        # writes a new file and renames it.
+        f"find {LAYOUT.sieve_dir} -name '*.sieve' -exec sievec {{}} \\; 2>/dev/null || true",
+        f"mkdir -p {q(mail_root)}", f"chown {vmail.uid}:{vmail.gid} {q(mail_root)}",
+        f"mkdir -p \"$(dirname {q(server.tls.cert)})\" \"$(dirname {q(server.tls.key)})\"",
+        f"install -m 644 tls/server.crt {q(server.tls.cert)}",
+        f"install -m 600 tls/server.key {q(server.tls.key)}",
+        "rm -rf /var/spool/postfix/etc  # Debian's chroot copies, stale now; nothing runs chrooted",
+        f"postalias lmdb:{LAYOUT.aliases}",
+        f": > {LAYOUT.postfix_log}; : > {LAYOUT.dovecot_log}",
+        "cd / && rm -rf /tmp/mailspec-install",
+    ])
 
 
 def _bundle(compiled: Compiled) -> Path:
@@ -153,9 +170,10 @@ def _bundle(compiled: Compiled) -> Path:
     return bundle
 
 
-def _install_database(machine: Machine, compiled: Compiled) -> None:
+def _install_database(machine: Machine, compiled: Compiled, tables: str) -> None:
     """MariaDB inside the VM: the database, its account, the option file the daemons read,
-    the schema and the seed, and the password added to the live Postfix tables."""
+    the schema and the seed, and the password added to the Postfix tables staged in
+    `tables` (they are renamed into place with the rest)."""
     backend = compiled.spec.server.backend
     password = compiled.database_password
     q = shlex.quote
@@ -176,9 +194,9 @@ def _install_database(machine: Machine, compiled: Compiled) -> None:
         vmail = compiled.spec.server.vmail.user
         machine.succeed(f"chown {q(vmail)}:dovecot {q(backend.password_file)} && chmod 440 {q(backend.password_file)}")
         for path in sorted((compiled.deploy / "postfix").glob("mysql-*.cf")):
-            live = f"{LAYOUT.postfix_dir}/{path.name}"
-            machine.write_file(live, install.postfix_mysql_table(path.read_text(), password), 0o640)
-            machine.succeed(f"chgrp postfix {live}")
+            staged = f"{tables}/{path.name}"
+            machine.write_file(staged, install.postfix_mysql_table(path.read_text(), password), 0o640)
+            machine.succeed(f"chgrp postfix {staged}")
 
 
 def wait_for_mail_ports(machine: Machine, timeout: float = 60) -> None:
