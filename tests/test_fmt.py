@@ -9,8 +9,9 @@ import sys
 from collections import Counter
 
 import pytest
-from conftest import ROOT, VALID, checked, valid_spec
-from hypothesis import HealthCheck, given, settings
+from conftest import ROOT, VALID, checked, examples, valid_spec
+from hypothesis import HealthCheck, given, note, settings
+from specgen import SPECS, render
 from strategies import SPEC, joined
 
 from mailspec.diagnostics import SpecError
@@ -60,10 +61,23 @@ def test_formatted_fixtures_compile_to_the_same_model(name, tmp_path):
     assert checked(copy / "spec.mailspec").spec == checked(valid_spec(name)).spec
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300, 100_000), suppress_health_check=[HealthCheck.too_slow])
 @given(SPEC.flatmap(joined))
 def test_generated_text(text):
     assert_formats_well(text)
+
+
+@settings(max_examples=examples(50), suppress_health_check=[HealthCheck.too_slow,
+                                                             HealthCheck.function_scoped_fixture])
+@given(SPECS)
+def test_formatted_generated_specs_compile_to_the_same_model(tmp_path_factory, spec):
+    text = render(spec)
+    note(text)
+    written, formatted = tmp_path_factory.mktemp("written"), tmp_path_factory.mktemp("formatted")
+    (written / "spec.mailspec").write_text(text)
+    (formatted / "spec.mailspec").write_text(format_text("spec.mailspec", text))
+    assert_formats_well(text)
+    assert checked(formatted / "spec.mailspec").spec == checked(written / "spec.mailspec").spec
 
 
 def run_fmt(*args) -> subprocess.CompletedProcess:
