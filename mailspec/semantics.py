@@ -207,6 +207,7 @@ def _recipient_policy(spec: model.Spec, sender: Address, recipient: str, logged_
     if found.post is not model.Post.ANYONE:
         allowed = ({directory.canonical(r.address) for r in found.members}
                    if found.post is model.Post.MEMBERS else {directory.canonical(found.announcer.address)})
-        if directory.canonical(sender) not in allowed:
-            return Verdict(False, f"only {found.post.value} may post to the list")
+        untagged = Address(sender.local.partition(spec.server.recipient_delimiter)[0], sender.domain)
+        if directory.canonical(sender) not in allowed and directory.canonical(untagged) not in allowed:
+            return Verdict(False, f"only {found.post.value} may post to the list")  # an access lookup
     return Verdict(True)

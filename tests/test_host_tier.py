@@ -209,7 +209,8 @@ def submissions(draw) -> tuple[str, str, str]:
 
 @settings(max_examples=examples(40), deadline=None, suppress_health_check=list(HealthCheck))
 @given(submissions())
-@example(("alice", "alice+tag@example.com", "alice@example.com"))  # test_regressions
+@example(("alice", "alice+tag@example.com", "alice@example.com"))  # see test_regressions
+@example(("alice", "Alice+tag@example.net", "staff+x@example.com"))  # a member, tagged
 def test_submission_accepts_what_may_send_says(running, triple):
     login, sender, recipient = triple
     expected = may_send(running.server.spec, f"{login}@example.com", sender, recipient)

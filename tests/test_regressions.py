@@ -141,3 +141,15 @@ def test_filters_match_tagged_addresses_and_sub_domains(tmp_path):
     finally:
         server.stop()
         shutil.rmtree(prefix, ignore_errors=True)
+
+
+def test_a_member_may_post_from_a_tagged_address(tmp_path):
+    # Found by reading the list restriction (check_sender_access drops the extension)
+    # after the bug above, and confirmed by an explicit example of
+    # test_submission_accepts_what_may_send_says: Postfix accepts alice+tag@ on a
+    # members-only list, and may_send refused it.
+    path = tmp_path / "spec.mailspec"
+    path.write_text(MEMBERS_LIST)
+    spec = checked(path).spec
+    assert may_send(spec, "alice@example.com", "Alice+tag@example.net", "staff+x@example.com").accepted
+    assert not may_send(spec, "alice@example.com", "alicex@example.net", "staff@example.com").accepted
