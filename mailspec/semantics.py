@@ -48,6 +48,22 @@ def _split(text: str) -> Address:
     return Address(local.lower(), domain.lower())
 
 
+UNSPLIT = ("postmaster", "mailer-daemon", "double-bounce")
+
+
+def split_extension(local: str, delimiter: str) -> tuple[str, str | None]:
+    """(base, extension) the way Postfix splits a local part: at the first delimiter,
+    but never the reserved names, `owner-…` or `…-request` when the delimiter is "-", or
+    when the base would be empty (`+tag`). The extension is None when there is no split,
+    and may be "" (`alice+`): Postfix then carries a bare delimiter on."""
+    lowered = local.lower()
+    if lowered in UNSPLIT or delimiter == "-" and (
+            lowered.startswith("owner-") or len(lowered) > 8 and lowered.endswith("-request")):
+        return local, None
+    base, found, extension = local.partition(delimiter)
+    return (base, extension) if found and base else (local, None)
+
+
 def resolve(spec: model.Spec, address: str) -> Resolution:
     directory = _Directory(spec)
     delimiter = spec.server.recipient_delimiter
@@ -60,9 +76,9 @@ def resolve(spec: model.Spec, address: str) -> Resolution:
         return Resolution(frozenset({address}))  # relayed as written: outside local parts keep their case
     target = directory.canonical(original)
     domain = directory.domains[target.domain]
-    base, _, extension = target.local.partition(delimiter)
-    if extension and not domain.plus_addressing:
+    if delimiter in target.local and not domain.plus_addressing:  # split or not, as the regexp does
         return Resolution(rejected="plus addressing is disabled")
+    base = split_extension(target.local, delimiter)[0]
     found = directory.entries.get(target) or directory.entries.get(Address(base, target.domain))
     if isinstance(found, model.Mailbox) and found.send_only:
         return Resolution(rejected="send-only mailbox")
@@ -75,8 +91,8 @@ def resolve(spec: model.Spec, address: str) -> Resolution:
     return Resolution(frozenset(recipients))
 
 
-def _with_extension(address: Address, extension: str, delimiter: str) -> Address:
-    return Address(f"{address.local}{delimiter}{extension}", address.domain) if extension else address
+def _with_extension(address: Address, extension: str | None, delimiter: str) -> Address:
+    return address if extension is None else Address(f"{address.local}{delimiter}{extension}", address.domain)
 
 
 def _expand(directory: _Directory, address: Address, out: set[str], seen: frozenset) -> None:
@@ -92,13 +108,13 @@ def _expand(directory: _Directory, address: Address, out: set[str], seen: frozen
         out.add(str(address))
         return
     target = directory.canonical(key)
-    base = target.local.partition(delimiter)[0]
-    extension = address.local.partition(delimiter)[2]  # as written
+    base = split_extension(target.local, delimiter)[0]
+    extension = split_extension(address.local, delimiter)[1]  # as written
     found = directory.entries.get(target)
-    if found is None and extension:
+    if found is None and extension is not None:
         found = directory.entries.get(Address(base, target.domain))
     else:
-        extension = ""  # matched as written: nothing to carry over
+        extension = None  # matched as written: nothing to carry over
     if found is None:
         catch_all = directory.domains[target.domain].catch_all
         if catch_all is None:
@@ -153,7 +169,7 @@ def owners(spec: model.Spec, sender: str) -> frozenset[str]:
             for address in owned:
                 listed.setdefault(address, set()).add(str(domain.address(mailbox.local)))
     address = _split(sender)
-    base = Address(address.local.partition(spec.server.recipient_delimiter)[0], address.domain)
+    base = Address(split_extension(address.local, spec.server.recipient_delimiter)[0], address.domain)
     return frozenset(listed.get(address) or listed.get(base, ()))
 
 
@@ -164,7 +180,7 @@ def access_listed(entries, address: str, delimiter: str) -> bool:
     (parent_domain_matches_subdomains names the smtpd access maps)."""
     local, _, domain = address.lower().rpartition("@")
     labels = domain.split(".")
-    keys = {f"{local}@{domain}", f"{local.partition(delimiter)[0]}@{domain}"}
+    keys = {f"{local}@{domain}", f"{split_extension(local, delimiter)[0]}@{domain}"}
     keys |= {".".join(labels[i:]) for i in range(len(labels))}
     return not keys.isdisjoint(entries)
 
@@ -198,7 +214,7 @@ def _recipient_policy(spec: model.Spec, sender: Address, recipient: str, logged_
         return Verdict(False, resolution.rejected)
     directory = _Directory(spec)
     target = directory.canonical(_split(recipient))
-    base = target.local.partition(spec.server.recipient_delimiter)[0]
+    base = split_extension(target.local, spec.server.recipient_delimiter)[0]
     found = directory.entries.get(target) or directory.entries.get(Address(base, target.domain))
     if not isinstance(found, model.MailingList):
         return Verdict(True)
@@ -207,7 +223,7 @@ def _recipient_policy(spec: model.Spec, sender: Address, recipient: str, logged_
     if found.post is not model.Post.ANYONE:
         allowed = ({directory.canonical(r.address) for r in found.members}
                    if found.post is model.Post.MEMBERS else {directory.canonical(found.announcer.address)})
-        untagged = Address(sender.local.partition(spec.server.recipient_delimiter)[0], sender.domain)
+        untagged = Address(split_extension(sender.local, spec.server.recipient_delimiter)[0], sender.domain)
         if directory.canonical(sender) not in allowed and directory.canonical(untagged) not in allowed:
             return Verdict(False, f"only {found.post.value} may post to the list")  # an access lookup
     return Verdict(True)

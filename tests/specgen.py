@@ -160,4 +160,5 @@ def addresses(spec: Spec) -> list[str]:
         found.add(f"{locals_[0]}+tag@{domain.name}")
         found.add(f"{locals_[0].upper()}@{domain.name.upper()}")  # mixed case
         found.add(f"{locals_[-1].capitalize()}+Tag@{domain.name}")
+        found |= {f"{locals_[-1]}+@{domain.name}", f"+{locals_[0]}@{domain.name}"}  # empty base or extension
     return sorted(found)

@@ -87,7 +87,6 @@ class Postfix:
         self.config = config
         self.delimiter = delimiter
         self.postmap = need_tool("postmap")
-
         self.answers: dict[tuple[str, str], str | None] = {}
 
     def query(self, table: str, key: str) -> str | None:
@@ -106,11 +105,18 @@ class Postfix:
             found = dict(line.split("\t", 1) for line in run.stdout.splitlines())
         self.answers.update({(table, k): found.get(k) for k in keys})
 
+    def split(self, local: str) -> tuple[str, str | None]:
+        """Postfix's split_addr: at the first delimiter, unless nothing comes before it
+        (`+tag` is not split; `alice+` is, with an empty extension). The special cases
+        for a "-" delimiter never arise: generated specs use "+"."""
+        base, found, extension = local.partition(self.delimiter)
+        return (base, extension) if found and base else (local, None)
+
     def keys(self, address: str) -> list[str]:
         """The keys lookup() may ask for, in its order."""
         local, _, domain = address.rpartition("@")
-        base, _, extension = local.partition(self.delimiter)
-        return [address] + ([f"{base}@{domain}"] if extension else []) + [f"@{domain}"]
+        base, extension = self.split(local)
+        return [address] + ([f"{base}@{domain}"] if extension is not None else []) + [f"@{domain}"]
 
     def warm(self, addresses) -> None:
         """Answer, round by round, every lookup expand() and deliverable() will make, so a
@@ -127,33 +133,35 @@ class Postfix:
                 self.ask(table, {a.rpartition("@")[2] for a in frontier})
             targets = set()
             for address in frontier:
-                extension = address.rpartition("@")[0].partition(self.delimiter)[2]
+                extension = self.split(address.rpartition("@")[0])[1]
                 for key in self.keys(address):
                     found = self.answers[("virtual_aliases", key)]
                     for target in found.split(",") if found else ():
                         local, _, domain = target.rpartition("@")
-                        targets |= {target, f"{local}{self.delimiter}{extension}@{domain}"}
+                        targets.add(target)
+                        if extension is not None:
+                            targets.add(f"{local}{self.delimiter}{extension}@{domain}")
             frontier = targets - seen
 
-    def lookup(self, table: str, address: str) -> tuple[str | None, str]:
+    def lookup(self, table: str, address: str) -> tuple[str | None, str | None]:
         """(result, unmatched extension): full address, then without extension, then @domain."""
         local, _, domain = address.rpartition("@")
         found = self.query(table, address)
         if found is not None:
-            return found, ""
-        base, _, extension = local.partition(self.delimiter)
-        if extension:
+            return found, None
+        base, extension = self.split(local)
+        if extension is not None:
             found = self.query(table, f"{base}@{domain}")
             if found is not None:
                 return found, extension
-        return self.query(table, f"@{domain}"), ""
+        return self.query(table, f"@{domain}"), None
 
     def access(self, table: str, address: str) -> str | None:
         """An smtpd access(5) lookup: the address, without its extension, then the domain
         and its parent domains (parent_domain_matches_subdomains has smtpd_access_maps)."""
         local, _, domain = address.rpartition("@")
         labels = domain.split(".")
-        keys = [address, f"{local.partition(self.delimiter)[0]}@{domain}"]
+        keys = [address, f"{self.split(local)[0]}@{domain}"]
         keys += [".".join(labels[i:]) for i in range(len(labels))]
         self.ask(table, keys)
         return next((self.answers[(table, k)] for k in keys if self.answers[(table, k)]), None)
@@ -165,7 +173,7 @@ class Postfix:
             return {address}
         final = set()
         for result in found.split(","):
-            if extension:
+            if extension is not None:
                 local, _, domain = result.rpartition("@")
                 result = f"{local}{self.delimiter}{extension}@{domain}"
             if result.lower() == address.lower():

@@ -3,10 +3,11 @@
 import shutil
 import smtplib
 import subprocess
+import time
 
 from conftest import checked
 from needs import need_root, need_tool
-from test_running_resolve import started
+from test_running_resolve import queued, started, stored_by
 
 from mailspec.backends.postfix import tables
 from mailspec.diagnostics import render_all_text
@@ -153,3 +154,55 @@ def test_a_member_may_post_from_a_tagged_address(tmp_path):
     spec = checked(path).spec
     assert may_send(spec, "alice@example.com", "Alice+tag@example.net", "staff+x@example.com").accepted
     assert not may_send(spec, "alice@example.com", "alicex@example.net", "staff@example.com").accepted
+
+
+BARE_DELIMITERS = """server {
+  hostname mail.example.com
+  relay_host [127.0.0.1]:9
+}
+domain d0.example {
+  catch_all bob
+  mailbox alice { password "{SHA512-CRYPT}$6$szTMm/Vojpts5DCP$KnU.wuDlHRdy5W6VrO4WRWcNIPV/fuJ3oA9.lTf77SZgRtlc6ZDvuFWpUZ8hJTQ.ivwSwz4/Ebzn.eKM.Tddy1" }
+  mailbox bob { password "{SHA512-CRYPT}$6$szTMm/Vojpts5DCP$KnU.wuDlHRdy5W6VrO4WRWcNIPV/fuJ3oA9.lTf77SZgRtlc6ZDvuFWpUZ8hJTQ.ivwSwz4/Ebzn.eKM.Tddy1" }
+  alias fw -> friend@outside.example
+}
+domain d1.example {
+  plus_addressing no
+  mailbox carol { password "{SHA512-CRYPT}$6$szTMm/Vojpts5DCP$KnU.wuDlHRdy5W6VrO4WRWcNIPV/fuJ3oA9.lTf77SZgRtlc6ZDvuFWpUZ8hJTQ.ivwSwz4/Ebzn.eKM.Tddy1" }
+}
+"""
+
+
+def test_an_empty_extension_is_carried_and_a_leading_delimiter_does_not_split(tmp_path):
+    # Found by probing the running Postfix after the tagged-sender bugs: fw+@ is queued
+    # for friend+@ (an empty extension is carried on; resolve dropped it), carol+@ is
+    # refused where plus addressing is off (resolve accepted it), and +alice@ is not
+    # split, so it goes to the catch-all.
+    need_root()
+    path = tmp_path / "spec.mailspec"
+    path.write_text(BARE_DELIMITERS)
+    spec = checked(path).spec
+    assert resolve(spec, "fw+@d0.example").recipients == {"friend+@outside.example"}
+    assert resolve(spec, "carol+@d1.example").rejected
+    assert resolve(spec, "+alice@d0.example").recipients == {"bob@d0.example"}
+    server, prefix, layout = started(BARE_DELIMITERS)
+    try:
+        with smtplib.SMTP("127.0.0.1", layout.ports.smtp, local_hostname="client.test", timeout=30) as client:
+            client.sendmail("probe@sender.example", ["fw+@d0.example"], "Subject: fw\r\n\r\nx\r\n")
+            refused = client.sendmail("probe@sender.example", ["carol+@d1.example", "+alice@d0.example"],
+                                      "Subject: bare\r\n\r\nbare-marker\r\n")
+        assert set(refused) == {"carol+@d1.example"}
+        assert wait_until(lambda: queued(layout).get("probe@sender.example") == {"friend+@outside.example"})
+        assert wait_until(lambda: stored_by(prefix, "bare-marker") == {"bob@d0.example"})
+    finally:
+        server.stop()
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+def wait_until(condition, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
