@@ -1,6 +1,5 @@
 """Bugs that the property tests found, each kept as a small named case."""
 
-import shutil
 import smtplib
 import subprocess
 import time
@@ -13,6 +12,12 @@ from mailspec.backends.postfix import tables
 from mailspec.diagnostics import render_all_text
 from mailspec.pipeline import check
 from mailspec.semantics import may_receive, may_send, resolve
+
+def model_of(tmp_path, text: str):
+    path = tmp_path / "spec.mailspec"
+    path.write_text(text)
+    return checked(path).spec
+
 
 MEMBERS_LIST = """server { hostname mail.example.com }
 domain example.com {
@@ -27,9 +32,7 @@ def test_a_member_may_post_from_a_domain_alias_address(tmp_path):
     # test_submission_accepts_what_may_send_says: alice, logged in, sent as
     # alice@example.net to a members-only list; Postfix refused, as the list's sender
     # map named alice@example.com only.
-    path = tmp_path / "spec.mailspec"
-    path.write_text(MEMBERS_LIST)
-    spec = checked(path).spec
+    spec = model_of(tmp_path, MEMBERS_LIST)
     assert may_send(spec, "alice@example.com", "alice@example.net", "staff@example.com").accepted
     (staff,) = tables.build(spec).list_classes
     assert ("alice@example.net", "OK") in staff.senders
@@ -47,9 +50,7 @@ def test_a_carried_extension_keeps_the_case_it_was_written_in(tmp_path):
     # test_a_running_postfix_delivers_where_resolve_says: mail to Team+Tag@d0.example
     # was queued for ops+Tag@partner.example; resolve() said ops+tag@ (it lower-cased
     # the whole address, and outside local parts are case-sensitive).
-    path = tmp_path / "spec.mailspec"
-    path.write_text(LIST_WITH_OUTSIDE_MEMBER)
-    spec = checked(path).spec
+    spec = model_of(tmp_path, LIST_WITH_OUTSIDE_MEMBER)
     assert resolve(spec, "Team+Tag@D0.example").recipients == {"alice+Tag@d0.example", "ops+Tag@partner.example"}
 
 
@@ -66,14 +67,10 @@ def test_dovecot_finds_a_mailbox_with_a_quote_in_its_name():
     # was not in auth_username_chars, and passwd-file looks up o\'neil, escaped.
     need_root()
     need_tool("doveadm")
-    server, prefix, layout = started(QUOTED_LOCAL_PART)
-    try:
+    with started(QUOTED_LOCAL_PART) as (server, prefix, layout):
         found = subprocess.run(["doveadm", "-c", f"{layout.dovecot_dir}/dovecot.conf", "user", "o'neil@d0.example"],
                                capture_output=True, text=True)
         assert found.returncode == 0 and "d0.example/o'neil" in found.stdout, found.stdout
-    finally:
-        server.stop()
-        shutil.rmtree(prefix, ignore_errors=True)
 
 
 def test_spans_are_offsets_into_a_file_with_crlf_line_ends(tmp_path):
@@ -101,9 +98,7 @@ def test_a_login_owns_its_plus_tagged_sender_addresses(tmp_path):
     # as alice+tag@example.com and Postfix accepted it (the sender login lookup drops
     # the extension); may_send said she did not own it. The same triple runs against
     # the real Postfix as an explicit example of that property.
-    path = tmp_path / "spec.mailspec"
-    path.write_text(HOST_TIER_SENDER)
-    spec = checked(path).spec
+    spec = model_of(tmp_path, HOST_TIER_SENDER)
     assert may_send(spec, "alice@example.com", "alice+tag@example.com", "alice@example.com").accepted
     assert not may_send(spec, "alice@example.com", "alicex@example.com", "alice@example.com").accepted
 
@@ -124,14 +119,11 @@ def test_filters_match_tagged_addresses_and_sub_domains(tmp_path):
     # addresses: Postfix's access lookup refuses old+x@ for `reject_recipient old@` and
     # x@mx.bad.example for `reject_sender bad.example`; the model matched exactly only.
     need_root()
-    path = tmp_path / "spec.mailspec"
-    path.write_text(FILTERS)
-    spec = checked(path).spec
+    spec = model_of(tmp_path, FILTERS)
     assert resolve(spec, "Old+x@d0.example").rejected
     assert not may_receive(spec, "x@mx.bad.example", "alice@d0.example").accepted
     assert may_receive(spec, "x@notbad.example", "alice@d0.example").accepted
-    server, prefix, layout = started(FILTERS)
-    try:
+    with started(FILTERS) as (server, prefix, layout):
         with smtplib.SMTP("127.0.0.1", layout.ports.smtp, local_hostname="client.test", timeout=30) as client:
             client.ehlo()
             assert client.mail("x@notbad.example")[0] == 250
@@ -139,9 +131,6 @@ def test_filters_match_tagged_addresses_and_sub_domains(tmp_path):
             client.rset()
             client.mail("x@mx.bad.example")
             assert client.rcpt("alice@d0.example")[0] >= 500
-    finally:
-        server.stop()
-        shutil.rmtree(prefix, ignore_errors=True)
 
 
 def test_a_member_may_post_from_a_tagged_address(tmp_path):
@@ -149,9 +138,7 @@ def test_a_member_may_post_from_a_tagged_address(tmp_path):
     # after the bug above, and confirmed by an explicit example of
     # test_submission_accepts_what_may_send_says: Postfix accepts alice+tag@ on a
     # members-only list, and may_send refused it.
-    path = tmp_path / "spec.mailspec"
-    path.write_text(MEMBERS_LIST)
-    spec = checked(path).spec
+    spec = model_of(tmp_path, MEMBERS_LIST)
     assert may_send(spec, "alice@example.com", "Alice+tag@example.net", "staff+x@example.com").accepted
     assert not may_send(spec, "alice@example.com", "alicex@example.net", "staff@example.com").accepted
 
@@ -179,14 +166,11 @@ def test_an_empty_extension_is_carried_and_a_leading_delimiter_does_not_split(tm
     # refused where plus addressing is off (resolve accepted it), and +alice@ is not
     # split, so it goes to the catch-all.
     need_root()
-    path = tmp_path / "spec.mailspec"
-    path.write_text(BARE_DELIMITERS)
-    spec = checked(path).spec
+    spec = model_of(tmp_path, BARE_DELIMITERS)
     assert resolve(spec, "fw+@d0.example").recipients == {"friend+@outside.example"}
     assert resolve(spec, "carol+@d1.example").rejected
     assert resolve(spec, "+alice@d0.example").recipients == {"bob@d0.example"}
-    server, prefix, layout = started(BARE_DELIMITERS)
-    try:
+    with started(BARE_DELIMITERS) as (server, prefix, layout):
         with smtplib.SMTP("127.0.0.1", layout.ports.smtp, local_hostname="client.test", timeout=30) as client:
             client.sendmail("probe@sender.example", ["fw+@d0.example"], "Subject: fw\r\n\r\nx\r\n")
             refused = client.sendmail("probe@sender.example", ["carol+@d1.example", "+alice@d0.example"],
@@ -194,9 +178,6 @@ def test_an_empty_extension_is_carried_and_a_leading_delimiter_does_not_split(tm
         assert set(refused) == {"carol+@d1.example"}
         assert wait_until(lambda: queued(layout).get("probe@sender.example") == {"friend+@outside.example"})
         assert wait_until(lambda: stored_by(prefix, "bare-marker") == {"bob@d0.example"})
-    finally:
-        server.stop()
-        shutil.rmtree(prefix, ignore_errors=True)
 
 
 def wait_until(condition, timeout: float = 30) -> bool:

@@ -4,12 +4,14 @@ started on loopback, and real mail to each address lands exactly where resolve s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import smtplib
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from conftest import examples, need_root, need_tool
@@ -27,7 +29,9 @@ from mailspec.semantics import resolve
 SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
 
 
-def started(text: str) -> tuple[HostServer, Path, Layout]:
+@contextlib.contextmanager
+def started(text: str) -> Iterator[tuple[HostServer, Path, Layout]]:
+    """The spec compiled, installed and running on loopback; stopped and removed after."""
     prefix = Path(tempfile.mkdtemp(prefix="mr", dir="/tmp"))
     (prefix / "spec.mailspec").write_text(text)
     roots = [str(prefix / "spec.mailspec")]
@@ -38,7 +42,11 @@ def started(text: str) -> tuple[HostServer, Path, Layout]:
     server = HostServer(result.spec, prefix / "deploy", layout, prefix / "tls")
     server.install()
     server.start()
-    return server, prefix, layout
+    try:
+        yield server, prefix, layout
+    finally:
+        server.stop()
+        shutil.rmtree(prefix, ignore_errors=True)
 
 
 def stored_by(prefix: Path, marker: str) -> set[str]:
@@ -69,8 +77,7 @@ def test_a_running_postfix_delivers_where_resolve_says(spec, data):
         need_tool(tool)
     text = render(spec, server_lines=("relay_host [127.0.0.1]:9",))
     note(text)
-    server, prefix, layout = started(text)
-    try:
+    with started(text) as (server, prefix, layout):
         model = server.spec
         candidates = addresses(spec)
         probes = data.draw(st.lists(st.sampled_from(candidates), unique=True,
@@ -103,6 +110,3 @@ def test_a_running_postfix_delivers_where_resolve_says(spec, data):
                          for n in expected if got[n] != expected[n][1:]}
                 raise AssertionError(f"deliveries differ from resolve(): {wrong}\n{server.logs()[-3000:]}")
             time.sleep(0.1)
-    finally:
-        server.stop()
-        shutil.rmtree(prefix, ignore_errors=True)
