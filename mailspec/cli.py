@@ -13,6 +13,7 @@ from mailspec.diagnostics import SpecError, render_all_json, render_all_text
 from mailspec.lower.loader import read_text
 from mailspec.source import Source
 from mailspec.certs import make_certificates
+from mailspec.deploydir import TargetError
 from mailspec.layout import Layout, Ports
 from mailspec.pipeline import Lowered, Result, check_lowered, compile_to, lower
 
@@ -118,13 +119,17 @@ def check_command(files: tuple[str, ...], output_format: str) -> None:
 @click.option("--port", "ports", multiple=True, metavar="NAME=NUMBER",
               help="Relocate a listener: smtp, submission, submissions, imap, imaps or sieve. "
                    "Repeatable.")
+@click.option("--remove-unlisted", is_flag=True,
+              help="Delete files in OUTPUT that its MANIFEST does not list (they are named).")
 @FORMAT
 def compile_command(files: tuple[str, ...], output: str, prefix: str, ports: tuple[str, ...],
-                    output_format: str) -> None:
+                    remove_unlisted: bool, output_format: str) -> None:
     """Compile FILES into the deploy directory OUTPUT.
 
     The directory is replaced as a whole, atomically: if the spec has errors, or
-    writing fails, the previous deploy stays as it was.
+    writing fails, the previous deploy stays as it was. OUTPUT must be missing, empty,
+    or a deploy that mailspec wrote; files in it that its MANIFEST does not list are
+    kept (and the compile refused) unless --remove-unlisted is given.
 
     \b
     Examples:
@@ -135,13 +140,18 @@ def compile_command(files: tuple[str, ...], output: str, prefix: str, ports: tup
     layout = _layout(prefix, ports)
     lowered = _load(files)
     try:
-        result = compile_to(lowered, output, layout)
+        result = compile_to(lowered, output, layout, remove_unlisted)
+    except TargetError as error:
+        click.echo(f"error: {error.message}\n  = help: {error.help}", err=True)
+        sys.exit(EXIT_USAGE)
     except OSError as error:
         click.echo(f"error: cannot write `{output}`: {(error.strerror or str(error)).lower()}", err=True)
         sys.exit(EXIT_USAGE)
     _report(result, output_format)
     if not result.ok:
         sys.exit(EXIT_SPEC)
+    for path in result.removed:
+        click.echo(f"removed {os.path.join(output, path)} (not listed in the MANIFEST)", err=True)
     if output_format == "human":
         click.echo(f"compiled {result.spec.name} into {output}", err=True)
 

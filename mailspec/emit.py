@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import tempfile
 
 from mailspec import __version__, model
 from mailspec.backends import dovecot, postfix, sieve, sql
+from mailspec.deploydir import FILE_MODE, PRIVATE_MODE
 from mailspec.layout import DEFAULT, Layout
 
 BACKENDS = (postfix, dovecot, sieve, sql)
+# Files that hold password hashes: readable by their owner only.
+PRIVATE_FILES = frozenset(path for backend in BACKENDS for path in backend.PRIVATE_FILES)
+
+
+def mode(path: str) -> int:
+    return PRIVATE_MODE if path in PRIVATE_FILES else FILE_MODE
 
 
 def header(spec: model.Spec) -> str:
@@ -35,8 +39,8 @@ def digest(text: str) -> str:
 
 
 def manifest(spec: model.Spec, digests: dict[str, str]) -> str:
-    """MANIFEST: the sha256 of every other file, by path."""
-    return header(spec) + "".join(f"{digests[p]}  {p}\n" for p in sorted(digests))
+    """MANIFEST: the sha256 and the mode of every other file, by path."""
+    return header(spec) + "".join(f"{digests[p]}  {mode(p):04o}  {p}\n" for p in sorted(digests))
 
 
 def emit_all(spec: model.Spec, layout: Layout = DEFAULT) -> dict[str, str]:
@@ -44,45 +48,3 @@ def emit_all(spec: model.Spec, layout: Layout = DEFAULT) -> dict[str, str]:
     files = emit_backends(spec, BACKENDS, layout)
     files["MANIFEST"] = manifest(spec, {path: digest(text) for path, text in files.items()})
     return dict(sorted(files.items()))
-
-
-class Staging:
-    """A new deploy tree, built in a temporary directory beside `target`.
-
-    `commit` swaps it in by rename, so `target` is always either the old tree or the
-    new one; `discard` removes it and leaves the old tree untouched.
-    """
-
-    def __init__(self, target: str):
-        self.target = os.path.abspath(target)
-        self.parent = os.path.dirname(self.target)
-        os.makedirs(self.parent, exist_ok=True)
-        self.path = tempfile.mkdtemp(prefix=f".{os.path.basename(self.target)}.new-", dir=self.parent)
-
-    def write(self, files: dict[str, str]) -> dict[str, str]:
-        """Write `files` into the tree; their digests by path."""
-        digests = {}
-        made = set()
-        for path, text in files.items():
-            full = os.path.join(self.path, path)
-            directory = os.path.dirname(full)
-            if directory not in made:
-                os.makedirs(directory, exist_ok=True)
-                made.add(directory)
-            with open(full, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-            digests[path] = digest(text)
-        return digests
-
-    def commit(self) -> None:
-        os.chmod(self.path, 0o755)
-        if os.path.exists(self.target):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(self.target)}.old-", dir=self.parent)
-            os.rename(self.target, os.path.join(old, "tree"))
-            os.rename(self.path, self.target)
-            shutil.rmtree(old)
-        else:
-            os.rename(self.path, self.target)
-
-    def discard(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)

@@ -14,7 +14,8 @@ from mailspec.backends import dovecot, postfix, sieve, sql
 from mailspec.check import check_spec
 from mailspec.diagnostics import Diagnostic
 from mailspec.layout import DEFAULT, Layout
-from mailspec.emit import BACKENDS, Staging, emit_all, emit_backends, manifest
+from mailspec.deploydir import Staging, resolve
+from mailspec.emit import BACKENDS, emit_all, emit_backends, manifest, mode
 from mailspec.lower.loader import load
 from mailspec.lower.lower import Lowerer
 from mailspec.source import Source
@@ -25,6 +26,7 @@ class Result:
     spec: model.Spec | None
     diagnostics: tuple[Diagnostic, ...]
     sources: dict[str, Source]
+    removed: tuple[str, ...] = ()  # unlisted files that compile removed from the target
 
     @property
     def ok(self) -> bool:
@@ -98,35 +100,42 @@ def _share(spec: model.Spec, background: bool, layout: Layout) -> dict[str, str]
     return emit_backends(spec, (dovecot, sql), layout) | dict(scripts[1::2])
 
 
-def compile_to(lowered: Lowered, target: str, layout: Layout = DEFAULT) -> Result:
+def compile_to(lowered: Lowered, target: str, layout: Layout = DEFAULT,
+               remove_unlisted: bool = False) -> Result:
     """Check the lowered spec and, if it is valid, write its deploy tree to `target`
-    atomically. OSError if the tree cannot be written (after a valid check)."""
+    atomically. TargetError if mailspec must not replace `target`; OSError if the tree
+    cannot be written (after a valid check)."""
     if lowered.spec is None or any(d.is_error for d in lowered.diagnostics):
         return check_lowered(lowered)
     spec = lowered.spec
+    real = resolve(target, list(lowered.sources))
     try:
-        staging = Staging(target)
+        staging = Staging(real)
     except OSError:
         result = check_lowered(lowered)
         if result.ok:
             raise
         return result
     background = None
+
+    def write(files: dict[str, str]) -> dict[str, str]:
+        return staging.write(files, {path: mode(path) for path in files})
+
     try:
         with _no_gc():
             # Speculative: an invalid spec may make the backends fail or loop; the
             # child is then simply killed, as its output would be thrown away anyway.
-            background = Background(lambda: staging.write(_share(spec, True, layout)))
+            background = Background(lambda: write(_share(spec, True, layout)))
             result = lowered.checked()  # while the child works
             if not result.ok:
                 background.cancel()
                 staging.discard()
                 return result
-            digests = staging.write(_share(spec, False, layout))
+            digests = write(_share(spec, False, layout))
             digests.update(background.result())
-            staging.write({"MANIFEST": manifest(spec, digests)})
-            staging.commit()
-            return result
+            write({"MANIFEST": manifest(spec, digests)})
+            removed = staging.commit(remove_unlisted)
+            return attrs.evolve(result, removed=tuple(removed))
     except BaseException:
         if background is not None:
             background.cancel()

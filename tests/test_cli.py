@@ -42,7 +42,8 @@ def test_compile_writes_the_tree(tmp_path):
             "sieve/example.com/alice.sieve"} <= set(files)
     import hashlib
     for line in files["MANIFEST"].decode().splitlines()[1:]:
-        digest, path = line.split("  ")
+        digest, mode, path = line.split("  ")
+        assert mode == ("0600" if path == "dovecot/users" else "0644")
         assert hashlib.sha256(files[path]).hexdigest() == digest
 
 
@@ -53,7 +54,7 @@ def test_failed_compile_leaves_previous_deploy(tmp_path):
     run = mailspec("compile", "fixtures/invalid/E0406-alias-cycle.mailspec", "-o", str(out))
     assert run.returncode == 1
     assert tree(out) == before
-    assert sorted(os.listdir(tmp_path)) == ["deploy"]  # no half-written staging dirs
+    assert sorted(os.listdir(tmp_path)) == [".deploy.lock", "deploy"]  # no half-written staging dirs
 
 
 def test_recompile_replaces_stale_files(tmp_path):

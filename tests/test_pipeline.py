@@ -32,11 +32,11 @@ def children() -> set[str]:
 
 def test_invalid_spec_writes_nothing_and_leaves_no_child(tmp_path):
     before = children()
-    (tmp_path / "deploy").mkdir()
-    (tmp_path / "deploy" / "old").write_text("previous deploy")
+    assert compile_to(lower([str(valid_spec("minimal"))]), str(tmp_path / "deploy")).ok
+    previous = tree(tmp_path / "deploy")
     invalid = sorted((FIXTURES / "invalid").glob("E04*.mailspec"))[0]
     result = compile_to(lower([str(invalid)]), str(tmp_path / "deploy"))
     assert not result.ok
-    assert sorted(os.listdir(tmp_path)) == ["deploy"]  # no staging directory left
-    assert tree(tmp_path / "deploy") == {"old": "previous deploy"}
+    assert sorted(os.listdir(tmp_path)) == [".deploy.lock", "deploy"]  # no staging directory left
+    assert tree(tmp_path / "deploy") == previous
     assert children() == before  # the speculative writer was killed and reaped

@@ -84,6 +84,9 @@ def users_file(spec: model.Spec, layout: Layout) -> str:
     return "".join(lines)
 
 
+PRIVATE_FILES = frozenset({"dovecot/users"})  # the password hashes
+
+
 def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
     server = spec.server
     script = global_script_path(spec)

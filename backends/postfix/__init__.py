@@ -166,6 +166,9 @@ def master_cf(layout: Layout) -> list[Service]:
     ]
 
 
+PRIVATE_FILES = frozenset()
+
+
 def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
     tables = postfix_tables.build(spec)
     files = {

@@ -130,6 +130,9 @@ def global_script_path(spec: model.Spec) -> str | None:
     return "sieve/before.sieve" if spec.server.filters.spam_folder else None
 
 
+PRIVATE_FILES = frozenset()
+
+
 def emit(spec: model.Spec, layout) -> dict[str, str]:
     files = {}
     if global_script_path(spec):

@@ -57,6 +57,9 @@ def seed(rows: Rows) -> str:
     return "\n".join(lines) + "\n"
 
 
+PRIVATE_FILES = frozenset({"sql/seed.sql"})  # the password hashes
+
+
 def emit(spec: model.Spec, layout) -> dict[str, str]:
     if spec.server.backend.kind is not model.BackendKind.MYSQL:
         return {}
