@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import sys
+import tempfile
 
 import attrs
 import click
@@ -24,14 +27,23 @@ FORMAT = click.option("--format", "output_format", type=click.Choice(["human", "
                       default="human", show_default=True, help="How to print diagnostics.")
 
 
-def _load(files: tuple[str, ...]) -> Lowered:
+IMPORT_ROOTS = click.option(
+    "--import-root", "import_roots", multiple=True, type=click.Path(file_okay=False, exists=True),
+    metavar="DIR", help="Also allow imports and password files from under DIR (repeatable); "
+                        "by default they must lie under the spec files' own directories.")
+
+
+def _cannot_read(error: OSError, name: str) -> None:
+    click.echo(f"error: cannot read `{getattr(error, 'filename', None) or name}`: "
+               f"{(error.strerror or str(error)).lower()}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _load(files: tuple[str, ...], import_roots: tuple[str, ...] = ()) -> Lowered:
     try:
-        return lower(list(files))
-    except (OSError, UnicodeDecodeError) as error:
-        reason = getattr(error, "strerror", None) or "not UTF-8 text"
-        name = getattr(error, "filename", None) or files[0]
-        click.echo(f"error: cannot read `{name}`: {reason.lower()}", err=True)
-        sys.exit(EXIT_USAGE)
+        return lower(list(files), import_roots)
+    except OSError as error:
+        _cannot_read(error, files[0])
 
 
 def _report(result: Result, output_format: str) -> None:
@@ -42,12 +54,25 @@ def _report(result: Result, output_format: str) -> None:
 
 
 def replace_file(path: str, text: str) -> None:
-    """Write `path` whole or not at all: a new file beside it, then rename."""
-    temporary = f"{path}.mailspec-fmt"
-    with open(temporary, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-    os.chmod(temporary, os.stat(path).st_mode & 0o7777)
-    os.replace(temporary, path)
+    """Write `path` whole or not at all, keeping its mode and owner: a new file made
+    exclusively (a unique name, never through a link) beside it, then renamed over it.
+    A symlink is refused, not written through or replaced."""
+    found = os.lstat(path)
+    if stat.S_ISLNK(found.st_mode):
+        raise OSError(errno.ELOOP, f"is a symbolic link; format the file it points to, "
+                                   f"{os.path.realpath(path)}", path)
+    directory, name = os.path.split(os.path.abspath(path))
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".mailspec-fmt", dir=directory)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
+            os.fchmod(descriptor, stat.S_IMODE(found.st_mode))
+            if os.geteuid() == 0:
+                os.fchown(descriptor, found.st_uid, found.st_gid)
+            handle.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
 def _layout(prefix: str, ports: tuple[str, ...]) -> Layout:
@@ -94,8 +119,9 @@ def main() -> None:
 
 @main.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@IMPORT_ROOTS
 @FORMAT
-def check_command(files: tuple[str, ...], output_format: str) -> None:
+def check_command(files: tuple[str, ...], import_roots: tuple[str, ...], output_format: str) -> None:
     """Check FILES (read together as one spec) and report every problem.
 
     \b
@@ -104,7 +130,7 @@ def check_command(files: tuple[str, ...], output_format: str) -> None:
       mailspec check server.mailspec domains/*.mailspec
       mailspec check site.mailspec --format json
     """
-    result = check_lowered(_load(files))
+    result = check_lowered(_load(files, import_roots))
     _report(result, output_format)
     sys.exit(EXIT_OK if result.ok else EXIT_SPEC)
 
@@ -121,9 +147,10 @@ def check_command(files: tuple[str, ...], output_format: str) -> None:
                    "Repeatable.")
 @click.option("--remove-unlisted", is_flag=True,
               help="Delete files in OUTPUT that its MANIFEST does not list (they are named).")
+@IMPORT_ROOTS
 @FORMAT
 def compile_command(files: tuple[str, ...], output: str, prefix: str, ports: tuple[str, ...],
-                    remove_unlisted: bool, output_format: str) -> None:
+                    remove_unlisted: bool, import_roots: tuple[str, ...], output_format: str) -> None:
     """Compile FILES into the deploy directory OUTPUT.
 
     The directory is replaced as a whole, atomically: if the spec has errors, or
@@ -138,7 +165,7 @@ def compile_command(files: tuple[str, ...], output: str, prefix: str, ports: tup
       mailspec compile site.mailspec -o test-deploy --prefix /tmp/mail --port smtp=2525
     """
     layout = _layout(prefix, ports)
-    lowered = _load(files)
+    lowered = _load(files, import_roots)
     try:
         result = compile_to(lowered, output, layout, remove_unlisted)
     except TargetError as error:
@@ -256,10 +283,8 @@ def fmt_command(files: tuple[str, ...], check: bool) -> None:
         try:
             text = read_text(name)
             formatted = format_text(name, text)
-        except (OSError, UnicodeDecodeError) as error:
-            click.echo(f"error: cannot read `{name}`: {getattr(error, 'strerror', None) or 'not UTF-8 text'}",
-                       err=True)
-            sys.exit(EXIT_USAGE)
+        except OSError as error:
+            _cannot_read(error, name)
         except SpecError as error:
             click.echo(render_all_text(error.diagnostics, {name: Source(name, text)}), nl=False, err=True)
             failed = True
@@ -270,7 +295,11 @@ def fmt_command(files: tuple[str, ...], check: bool) -> None:
         if check:
             click.echo(f"would reformat {name}", err=True)
         else:
-            replace_file(name, formatted)
+            try:
+                replace_file(name, formatted)
+            except OSError as error:
+                click.echo(f"error: cannot write `{name}`: {(error.strerror or str(error))}", err=True)
+                sys.exit(EXIT_USAGE)
             click.echo(f"reformatted {name}", err=True)
     if failed or (check and unformatted):
         sys.exit(EXIT_SPEC)

@@ -97,7 +97,7 @@ class _Located:
             self.line, self.column, self.text, self.width = 1, 1, "", 1
             return
         start, end = source.position(span.start), source.position(max(span.start, span.end))
-        raw = source.line_text(start.line)
+        raw = "" if source.opaque else source.line_text(start.line)
         self.line, self.column = start.line, start.column
         self.text = raw.expandtabs(TAB_WIDTH)
         first = _display_column(raw, start.column)

@@ -16,7 +16,7 @@ from mailspec.diagnostics import Diagnostic
 from mailspec.layout import DEFAULT, Layout
 from mailspec.deploydir import Staging, resolve
 from mailspec.emit import BACKENDS, emit_all, emit_backends, manifest, mode
-from mailspec.lower.loader import load
+from mailspec.lower.loader import allowed_roots, load
 from mailspec.lower.lower import Lowerer
 from mailspec.source import Source
 
@@ -62,22 +62,24 @@ class Lowered:
         return Result(self.spec, self.diagnostics + tuple(found), self.sources)
 
 
-def lower(roots: list[str]) -> Lowered:
-    """Load, parse and lower; OSError if a root file cannot be read."""
+def lower(roots: list[str], import_roots: tuple[str, ...] = ()) -> Lowered:
+    """Load, parse and lower; OSError if a root file cannot be read. Imports and password
+    files must lie under the roots' directories or `import_roots`."""
     with _no_gc():
-        loaded = load(roots)
+        loaded = load(roots, import_roots)
         diagnostics = list(loaded.diagnostics)
         spec = None
         if not diagnostics:
-            lowerer = Lowerer({path: os.path.dirname(path) for path in loaded.sources})
+            lowerer = Lowerer({path: os.path.dirname(path) for path in loaded.sources},
+                              allowed_roots(roots, import_roots))
             spec = lowerer.lower(loaded.files, os.path.basename(roots[0]))
             diagnostics += lowerer.diagnostics
         return Lowered(spec, tuple(diagnostics), loaded.sources)
 
 
-def check(roots: list[str]) -> Result:
+def check(roots: list[str], import_roots: tuple[str, ...] = ()) -> Result:
     """Load, parse, lower and check; OSError if a root file cannot be read."""
-    return check_lowered(lower(roots))
+    return check_lowered(lower(roots, import_roots))
 
 
 def compile_files(result: Result) -> dict[str, str]:

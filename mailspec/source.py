@@ -35,6 +35,7 @@ class Source:
     def __init__(self, path: str, text: str):
         self.path = path
         self.text = text
+        self.opaque = False  # not a spec: diagnostics give positions, never its text
 
     @functools.cached_property
     def _line_starts(self) -> list[int]:

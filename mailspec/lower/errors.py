@@ -11,6 +11,19 @@ def import_not_found(span: Span, path: str, reason: str) -> Diagnostic:
                             help="import paths are relative to the file that imports them")
 
 
+def import_outside(span: Span, path: str, roots: tuple[str, ...]) -> Diagnostic:
+    return Diagnostic.error("E0205", f"`{path}` is outside the spec's directory tree", span,
+                            "imported from outside " + " and ".join(f"`{r}`" for r in roots),
+                            help="move the file under the spec's directory, or name its directory "
+                                 "with --import-root DIR")
+
+
+def not_a_spec(span: Span, path: str) -> Diagnostic:
+    return Diagnostic.error("E0206", f"`{path}` is not a mailspec file", span,
+                            "does not start with a statement", notes=["its text is not shown"],
+                            help="check the file name; a spec starts with `server`, `domain` or `import`")
+
+
 def duplicate_import(span: Span, path: str, first: Span | None) -> Diagnostic:
     secondary = [(first, "first imported here")] if first else []
     return Diagnostic.error("E0202", f"`{path}` is imported twice", span, "imported again here",
@@ -60,6 +73,13 @@ def missing_part(span: Span, key: str, part: str, example: str) -> Diagnostic:
 
 def plaintext_password(span: Span, message: str, help: str | None) -> Diagnostic:
     return Diagnostic.error("E0307", message, span, "not a password hash", help=help)
+
+
+def password_file_outside(span: Span, path: str) -> Diagnostic:
+    return Diagnostic.error("E0308", f"password file `{path}` is outside the spec's directory tree",
+                            span, "outside the spec's directory",
+                            help="keep password files under the spec's directory, or name their "
+                                 "directory with --import-root DIR")
 
 
 def password_file(span: Span, path: str, reason: str) -> Diagnostic:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
+import errno
 import os
+import re
+import stat
 
 import attrs
 
 from mailspec.diagnostics import Diagnostic, SpecError
 from mailspec.lower import errors
 from mailspec.source import Source, Span
-from mailspec.syntax import Entry, parse
+from mailspec.syntax import Entry, parse, statement_words
 
 
 @attrs.define
@@ -19,10 +23,47 @@ class Loaded:
     diagnostics: list[Diagnostic] = attrs.Factory(list)
 
 
-def read_text(path: str) -> str:
-    # newline="": the text exactly as in the file (CRLF kept), so spans are its offsets.
-    with open(path, encoding="utf-8", newline="") as handle:
-        return handle.read()
+MAX_SPEC_BYTES = 64 * 1024 * 1024  # a 100,000-mailbox spec is about 10 MB
+MAX_PASSWORD_BYTES = 4096
+
+
+def read_text(path: str, limit: int = MAX_SPEC_BYTES) -> str:
+    """The text of a regular file of at most `limit` bytes, exactly as in the file (CRLF
+    kept, so spans are its offsets). OSError with a plain reason for anything else: a
+    device, FIFO or directory is never read, and a FIFO's open does not wait for a writer."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(descriptor, "rb") as handle:
+        found = os.fstat(descriptor)
+        if not stat.S_ISREG(found.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit // 1024} KiB, the limit for this file", path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise OSError(errno.EILSEQ, f"not UTF-8 text (byte {error.start} is 0x{data[error.start]:02x})",
+                      path) from None
+
+
+_FIRST_WORD = re.compile(r"(?:[ \t\r\n\f]+|#[^\n]*)*([A-Za-z_]+)(?![^\s{;#])")
+
+
+def plausible(text: str) -> bool:
+    """Whether a text that does not parse may still be shown: no NUL, and it starts with a
+    statement keyword or a near miss of one (a spec with a mistake, not some other file)."""
+    if "\0" in text:
+        return False
+    first = _FIRST_WORD.match(text)
+    if first is None:
+        return not text.strip()
+    return bool(difflib.get_close_matches(first.group(1), statement_words(), n=1, cutoff=0.75))
+
+
+def within(path: str, roots: tuple[str, ...]) -> bool:
+    """Whether `path`, all links followed, lies under one of `roots` (real paths)."""
+    real = os.path.realpath(path)
+    return any(os.path.commonpath([real, root]) == root for root in roots)
 
 
 def identity(path: str) -> tuple[int, int]:
@@ -31,9 +72,17 @@ def identity(path: str) -> tuple[int, int]:
     return found.st_dev, found.st_ino
 
 
-def load(roots: list[str]) -> Loaded:
+def allowed_roots(roots: list[str], extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The directory trees that imports and password files may come from: each root
+    spec's own, and those the user names (`--import-root`)."""
+    return tuple(sorted({os.path.realpath(os.path.dirname(os.path.abspath(r))) for r in roots}
+                        | {os.path.realpath(r) for r in extra}))
+
+
+def load(roots: list[str], import_roots: tuple[str, ...] = ()) -> Loaded:
     """Load `roots` (paths as the user gave them). OSError for an unreadable root."""
     loaded = Loaded()
+    trees = allowed_roots(roots, import_roots)
     first_import: dict[tuple[int, int], Span | None] = {}
     stack: list[tuple[int, int]] = []  # files being loaded, for cycle detection
     names: dict[tuple[int, int], str] = {}  # file -> display path
@@ -45,7 +94,11 @@ def load(roots: list[str]) -> Loaded:
         try:
             nodes = parse(display, text)
         except SpecError as error:
-            loaded.diagnostics.extend(error.diagnostics)
+            if plausible(text):
+                loaded.diagnostics.extend(error.diagnostics)
+            else:  # never echo what may be someone's secrets or a binary
+                source.opaque = True
+                loaded.diagnostics.append(errors.not_a_spec(Span(display, 0, 0), display))
             return
         loaded.files.append((display, nodes))
         stack.append(real)
@@ -73,11 +126,13 @@ def load(roots: list[str]) -> Loaded:
             loaded.diagnostics.append(errors.duplicate_import(target.span, display, first_import[real]))
             return
         first_import[real] = target.span
+        if not within(display, trees):
+            loaded.diagnostics.append(errors.import_outside(target.span, display, trees))
+            return
         try:
             text = read_text(display)
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else "not UTF-8 text"
-            loaded.diagnostics.append(errors.import_not_found(target.span, display, reason.lower()))
+        except OSError as error:
+            loaded.diagnostics.append(errors.import_not_found(target.span, display, error.strerror.lower()))
             return
         visit(display, real, text)
 

@@ -12,6 +12,7 @@ import attrs
 from mailspec import model
 from mailspec.diagnostics import Diagnostic
 from mailspec.lower import errors, values
+from mailspec.lower.loader import MAX_PASSWORD_BYTES, read_text, within
 from mailspec.lower.parsers import FAILED, any_text, file_path, one_line, post
 from mailspec.lower.server import ServerLowering
 from mailspec.lower.sieve import SieveLowerer
@@ -38,9 +39,10 @@ _HOMES = {
 class Lowerer(ServerLowering):
     """Lowers whole files: the top level and domains here, the server block in server.py."""
 
-    def __init__(self, base_dirs: dict[str, str]):
+    def __init__(self, base_dirs: dict[str, str], trees: tuple[str, ...] = ()):
         self.diagnostics: list[Diagnostic] = []
         self.base_dirs = base_dirs  # file -> directory, for password_file paths
+        self.trees = trees or tuple(sorted({os.path.realpath(d or ".") for d in base_dirs.values()}))
         self.delimiter = "+"
         self.sieve = SieveLowerer(self)
 
@@ -293,12 +295,13 @@ class Lowerer(ServerLowering):
         if path is FAILED:
             return
         full = os.path.join(self.base_dirs.get(node.span.file, "."), path)
+        if not within(full, self.trees):
+            self.error(errors.password_file_outside(node.values[0].span, path))
+            return
         try:
-            with open(full, encoding="utf-8") as handle:
-                text = handle.read().strip()
-        except (OSError, UnicodeDecodeError) as error:
-            reason = getattr(error, "strerror", None) or "not UTF-8 text"
-            self.error(errors.password_file(node.values[0].span, path, reason.lower()))
+            text = read_text(full, MAX_PASSWORD_BYTES).strip()
+        except OSError as error:
+            self.error(errors.password_file(node.values[0].span, path, error.strerror.lower()))
             return
         found = self.password(node.values[0].span, text)
         if found is not None:

@@ -171,6 +171,11 @@ def _driver() -> Driver:
     return Driver(lark, _callback_for)
 
 
+def statement_words() -> frozenset[str]:
+    """The keywords that start a statement, and `sieve`."""
+    return _driver().item_words
+
+
 def parse(file: str, text: str) -> tuple:
     """The top-level nodes of `text`. `file` names it in spans and diagnostics."""
     driver = _driver()
