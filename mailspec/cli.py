@@ -14,6 +14,8 @@ import click
 from mailspec import __version__, model
 from mailspec.diagnostics import SpecError, render_all_json, render_all_text
 from mailspec.lower.loader import read_text
+from mailspec.lower.parsers import daemon_path
+from mailspec.lower.values import Invalid
 from mailspec.source import Source
 from mailspec.certs import make_certificates
 from mailspec.deploydir import TargetError
@@ -76,8 +78,11 @@ def replace_file(path: str, text: str) -> None:
 
 
 def _layout(prefix: str, ports: tuple[str, ...]) -> Layout:
-    if prefix and not prefix.startswith("/"):
-        raise click.BadParameter("must be an absolute path", param_hint="--prefix")
+    if prefix:
+        try:
+            daemon_path(prefix)
+        except Invalid as problem:
+            raise click.BadParameter(f"{problem.message}; {problem.help}", param_hint="--prefix") from None
     if len(prefix) > MAX_PREFIX:  # Unix socket paths under it must fit in 108 bytes
         raise click.BadParameter(f"must be at most {MAX_PREFIX} characters long", param_hint="--prefix")
     numbers = {}
@@ -96,6 +101,13 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, SystemExit, KeyboardInterrupt):
             raise
+        except MemoryError:  # print nothing that needs memory: no formatting, no traceback
+            sys.stderr.write("error: mailspec ran out of memory\n")
+            sys.exit(EXIT_INTERNAL)
+        except RecursionError:
+            sys.stderr.write("error: internal error in mailspec (the spec is nested too deeply for "
+                             "a pass); please report it with the spec that caused it\n")
+            sys.exit(EXIT_INTERNAL)
         except Exception as error:  # a bug in mailspec, never the user's fault: no traceback
             click.echo(f"error: internal error in mailspec ({type(error).__name__}: {error}); "
                        "please report it with the spec that caused it", err=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import enum
 import json
+import re
 from collections.abc import Iterable, Mapping
 
 import attrs
@@ -80,11 +81,35 @@ def sort_key(diagnostic: Diagnostic) -> tuple:
 # ---------------------------------------------------------------- text rendering
 
 TAB_WIDTH = 4
+MAX_LINE = 300  # source lines are cut to a window this wide around the label
+MAX_TEXT = 300  # messages, labels, notes and help longer than this are cut
+# Shown escaped, never raw: C0 and C1 controls, DEL, bidi controls (Trojan Source), BOM.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
-def _display_column(line: str, column: int) -> int:
-    """The 1-based screen column of character `column`, with tabs expanded."""
-    return len(line[: column - 1].expandtabs(TAB_WIDTH)) + 1
+def _escape(char: str) -> str:
+    return f"<U+{ord(char):04X}>"
+
+
+def shown(text: str, limit: int = MAX_TEXT) -> str:
+    """`text` safe for a terminal: unprintable characters escaped, at most `limit` long."""
+    text = _UNPRINTABLE.sub(lambda m: _escape(m.group()), text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _display(line: str) -> tuple[str, list[int]]:
+    """The line as shown (tabs expanded, unprintables escaped) and, for each character
+    of the line and its end, the 0-based screen column where it starts."""
+    out, columns = [], []
+    width = 0
+    for char in line:
+        columns.append(width)
+        piece = " " * (TAB_WIDTH - width % TAB_WIDTH) if char == "\t" else (
+            _escape(char) if _UNPRINTABLE.match(char) else char)
+        out.append(piece)
+        width += len(piece)
+    columns.append(width)
+    return "".join(out), columns
 
 
 class _Located:
@@ -93,21 +118,29 @@ class _Located:
     def __init__(self, label: Label, source: Source | None):
         span = label.span
         self.label = label
+        self.display_column = 1
         if source is None:
             self.line, self.column, self.text, self.width = 1, 1, "", 1
             return
         start, end = source.position(span.start), source.position(max(span.start, span.end))
         raw = "" if source.opaque else source.line_text(start.line)
         self.line, self.column = start.line, start.column
-        self.text = raw.expandtabs(TAB_WIDTH)
-        first = _display_column(raw, start.column)
-        last = _display_column(raw, end.column) if end.line == start.line else len(self.text) + 1
-        self.display_column = first
-        self.width = max(1, last - first)
+        text, columns = _display(raw)
+        first = columns[min(start.column - 1, len(raw))]
+        last = columns[min(end.column - 1, len(raw))] if end.line == start.line else len(text)
+        width = max(1, last - first)
+        if len(text) > MAX_LINE:  # a window around the label, marked where it is cut
+            left = max(0, min(first - MAX_LINE // 3, len(text) - MAX_LINE))
+            text = ("…" if left else "") + text[left:left + MAX_LINE] + ("…" if left + MAX_LINE < len(text) else "")
+            first = first - left + (1 if left else 0)
+            width = min(width, MAX_LINE - (first - 1))
+        self.text = text
+        self.display_column = first + 1
+        self.width = max(1, width)
 
 
 def render_text(diagnostic: Diagnostic, sources: Mapping[str, Source]) -> str:
-    out = [f"{diagnostic.severity.value}[{diagnostic.code}]: {diagnostic.message}"]
+    out = [f"{diagnostic.severity.value}[{diagnostic.code}]: {shown(diagnostic.message)}"]
     located = [_Located(label, sources.get(label.span.file)) for label in diagnostic.labels]
     gutter = max((len(str(item.line)) for item in located), default=1)
     pad = " " * gutter
@@ -117,7 +150,7 @@ def render_text(diagnostic: Diagnostic, sources: Mapping[str, Source]) -> str:
                       key=lambda item: (item.line, item.column, not item.label.primary))
         anchor = next((i for i in here if i.label.primary), here[0])
         arrow = "-->" if index == 0 else ":::"
-        out.append(f"{pad}{arrow} {file}:{anchor.line}:{anchor.column}")
+        out.append(f"{pad}{arrow} {shown(file)}:{anchor.line}:{anchor.column}")
         out.append(f"{pad} |")
         previous_line = None
         for item in here:
@@ -125,14 +158,14 @@ def render_text(diagnostic: Diagnostic, sources: Mapping[str, Source]) -> str:
                 out.append(f"{item.line:>{gutter}} | {item.text}".rstrip())
             previous_line = item.line
             mark = ("^" if item.label.primary else "-") * item.width
-            indent = " " * (getattr(item, "display_column", 1) - 1)
-            out.append(f"{pad} | {indent}{mark} {item.label.message}".rstrip())
+            indent = " " * (item.display_column - 1)
+            out.append(f"{pad} | {indent}{mark} {shown(item.label.message)}".rstrip())
     if diagnostic.notes or diagnostic.help:
         out.append(f"{pad} |")
     for note in diagnostic.notes:
-        out.append(f"{pad} = note: {note}")
+        out.append(f"{pad} = note: {shown(note)}")
     if diagnostic.help:
-        out.append(f"{pad} = help: {diagnostic.help}")
+        out.append(f"{pad} = help: {shown(diagnostic.help)}")
     return "\n".join(out) + "\n"
 
 
@@ -166,17 +199,17 @@ def _json_label(label: Label, sources: Mapping[str, Source]) -> dict:
     return {"file": label.span.file, "start": label.span.start, "end": label.span.end,
             "line": start and start.line, "column": start and start.column,
             "end_line": end and end.line, "end_column": end and end.column,
-            "message": label.message, "primary": label.primary}
+            "message": shown(label.message), "primary": label.primary}
 
 
 def to_json_data(diagnostic: Diagnostic, sources: Mapping[str, Source]) -> dict:
     return {
         "severity": diagnostic.severity.value,
         "code": diagnostic.code,
-        "message": diagnostic.message,
+        "message": shown(diagnostic.message),
         "labels": [_json_label(label, sources) for label in diagnostic.labels],
-        "notes": list(diagnostic.notes),
-        "help": diagnostic.help,
+        "notes": [shown(note) for note in diagnostic.notes],
+        "help": diagnostic.help and shown(diagnostic.help),
     }
 
 

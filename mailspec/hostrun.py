@@ -83,6 +83,11 @@ class HostServer:
         if (self.deploy / "sieve").exists():
             shutil.copytree(self.deploy / "sieve", layout.sieve_dir, dirs_exist_ok=True)
         uid, gid = self._vmail_user()
+        for path, (owner, group, mode) in install.private_owners(self.spec).items():
+            if (self.deploy / path).exists():
+                installed = layout.path(f"/etc/{path}")
+                shutil.chown(installed, owner, group)
+                os.chmod(installed, mode)
         for directory in (layout.postfix_queue, layout.postfix_data, os.path.dirname(layout.postfix_log),
                           layout.dovecot_base, layout.dovecot_state):
             os.makedirs(directory, exist_ok=True)

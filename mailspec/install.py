@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import configparser
 
+from mailspec import model
+
 OPTION_GROUP = "mailspec"
 # Files in a deploy's postfix/ that are not lookup-table sources for postmap.
 NOT_MAPS = {"main.cf", "master.cf", "plus_disabled"}
@@ -12,6 +14,14 @@ NOT_MAPS = {"main.cf", "master.cf", "plus_disabled"}
 
 def is_map_source(name: str) -> bool:
     return name not in NOT_MAPS and not name.startswith("mysql-") and not name.endswith(".lmdb")
+
+
+def private_owners(spec: model.Spec) -> dict[str, tuple[str, str, int]]:
+    """The private files of a deploy (0600 in the deploy directory) as installed for the
+    daemons that read them: {path in the deploy: (owner, group, mode)}. The passwd-file is
+    read by Dovecot's auth process (group dovecot) and its auth workers (the vmail user);
+    Dovecot gives its processes no supplementary groups, so those must be owner and group."""
+    return {"dovecot/users": (spec.server.vmail.user, "dovecot", 0o440)}
 
 
 def mysql_password(option_file: str) -> str:

@@ -84,6 +84,7 @@ class Filters:
     reject_recipients: tuple[str, ...] = ()
     spam_folder: str | None = None
     spam_score: int | None = None  # None: use X-Spam-Flag; else X-Spam-Score >= this
+    own_domains_from_outside: bool = False  # accept our domains as senders on port 25
 
 
 @attrs.frozen

@@ -190,6 +190,8 @@ def may_send(spec: model.Spec, login: str | None, sender: str, recipient: str) -
     from a client logged in as `login` (None: not logged in)."""
     if login is None:
         return Verdict(False, "submission needs a login")
+    if not sender:
+        return Verdict(False, "the null sender is refused on submission")
     if login not in owners(spec, sender):
         return Verdict(False, "the login does not own the sender address")
     if access_listed(spec.server.filters.reject_senders, sender, spec.server.recipient_delimiter):
@@ -202,8 +204,12 @@ def may_receive(spec: model.Spec, sender: str, recipient: str) -> Verdict:
     that is not logged in and not in mynetworks (another MTA on the internet)."""
     if not _Directory(spec).served(_split(recipient).domain):
         return Verdict(False, "relay access denied")
-    if access_listed(spec.server.filters.reject_senders, sender, spec.server.recipient_delimiter):
+    delimiter = spec.server.recipient_delimiter
+    if access_listed(spec.server.filters.reject_senders, sender, delimiter):
         return Verdict(False, "refused by reject_sender")
+    served = {name for d in spec.domains for name in (d.name, *(a.name for a in d.also))}
+    if not spec.server.filters.own_domains_from_outside and access_listed(served, sender, delimiter):
+        return Verdict(False, "our own domain as sender from outside")
     return _recipient_policy(spec, _split(sender), recipient, logged_in=False)
 
 

@@ -124,6 +124,9 @@ def _staging_script(compiled: Compiled) -> str:
         (f"id -u {q(vmail.user)} >/dev/null 2>&1 || useradd --uid {vmail.uid} --gid {vmail.gid}"
          f" --home-dir /nonexistent --shell /usr/sbin/nologin {q(vmail.user)}"),
         f"rm -rf {STAGE}", f"mkdir -p {STAGE}", f"cp -r deploy/. {STAGE}/",
+        *(f"chown {q(owner)}:{q(group)} {STAGE}/{q(path)} && chmod {mode:o} {STAGE}/{q(path)}"
+          for path, (owner, group, mode) in install.private_owners(compiled.spec).items()
+          if (compiled.deploy / path).exists()),
         " ".join(["postmap", *[f"lmdb:{STAGE}/postfix/{q(name)}" for name in maps]]) if maps else ":",
     ])
 

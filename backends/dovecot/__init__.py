@@ -35,6 +35,9 @@ def mail_location_setting(spec: model.Spec, layout: Layout) -> str:
     return f"{location}:VOLATILEDIR={home_template(spec, layout).rstrip('/')}/volatile"
 
 
+# No anonymous, export-grade or obsolete suites (the same exclusions as Postfix's).
+CIPHER_LIST = "ALL:!aNULL:!eNULL:!EXPORT:!LOW:!DES:!3DES:!RC4:!MD5:!PSK:!SRP:!DSS:!SEED:!IDEA:!kRSA@STRENGTH"
+
 # Dovecot's default auth_username_chars.
 USERNAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@"
 
@@ -103,6 +106,7 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
         files = {"dovecot/users": users_file(spec, layout)}
     conf = render(__name__, "dovecot.conf.j2", **users,
                   tls_cert=layout.path(server.tls.cert), tls_key=layout.path(server.tls.key),
+                  cipher_list=CIPHER_LIST,
                   base_dir=layout.dovecot_base, state_dir=layout.dovecot_state,
                   log_path=layout.dovecot_log, ports=layout.ports,
                   uid=server.vmail.uid, gid=server.vmail.gid,

@@ -11,7 +11,11 @@ from mailspec.backends.postfix import tables as postfix_tables
 from mailspec.layout import Layout
 
 _MAPS = ("virtual_domains", "virtual_alias_domains", "virtual_mailboxes", "virtual_aliases",
-         "sender_login", "recipient_access", "sender_access", "list_access")
+         "sender_login", "recipient_access", "sender_access", "list_access", "own_domains")
+# Without anonymous or export-grade suites, and without ones that have no place in 2026.
+EXCLUDED_CIPHERS = "aNULL, eNULL, EXPORT, LOW, DES, 3DES, RC4, MD5, PSK, SRP, DSS, SEED, IDEA"
+NULL_SENDER_REFUSED = ("inline:{ { <> = REJECT 5.7.1 the null sender is for bounces; "
+                       "a logged-in user sends from an address } }")
 
 
 @attrs.frozen
@@ -46,7 +50,8 @@ def _class_restrictions(list_class: postfix_tables.ListClass, map_for) -> str:
 def main_cf(spec: model.Spec, tables: postfix_tables.PostfixTables, layout: Layout) -> list[Section]:
     server = spec.server
     table = map_reference(spec)
-    networks = " ".join(("127.0.0.0/8", "[::1]/128", *server.networks))
+    # Only the host itself and what the spec names: not all of 127.0.0.0/8.
+    networks = " ".join(("127.0.0.1/32", "[::1]/128", *server.networks))
     optional = [("relayhost", server.relay_host), ("message_size_limit", server.message_size_limit)]
     classes = tables.list_classes
     return [
@@ -87,6 +92,9 @@ def main_cf(spec: model.Spec, tables: postfix_tables.PostfixTables, layout: Layo
             ("smtpd_tls_auth_only", "yes"),
             ("smtpd_tls_protocols", ">=TLSv1.2"),
             ("smtpd_tls_mandatory_protocols", ">=TLSv1.2"),
+            ("smtpd_tls_exclude_ciphers", EXCLUDED_CIPHERS),
+            ("smtpd_tls_mandatory_ciphers", "high"),
+            ("smtpd_tls_mandatory_exclude_ciphers", EXCLUDED_CIPHERS),
             ("smtpd_tls_session_cache_database", "lmdb:${data_directory}/smtpd_scache"),
             ("smtpd_tls_loglevel", "1"),
             ("smtp_tls_security_level", "may"),
@@ -101,14 +109,26 @@ def main_cf(spec: model.Spec, tables: postfix_tables.PostfixTables, layout: Layo
             ("smtpd_sasl_security_options", "noanonymous"),
             ("smtpd_sender_login_maps", table("sender_login")),
         )),
+        Section("SMTP smuggling: a bare LF never ends DATA, and pipelining before EHLO "
+                "or without the extension drops the client (Postfix's advice for 3.7)", (
+            ("smtpd_forbid_bare_newline", "yes"),
+            ("smtpd_forbid_bare_newline_exclusions", "$mynetworks"),
+            ("smtpd_forbid_unauth_pipelining", "yes"),
+            ("smtpd_data_restrictions", "reject_unauth_pipelining"),
+        )),
         Section("restrictions", (
             ("smtpd_helo_required", "yes"),
             ("disable_vrfy_command", "yes"),
             ("smtpd_restriction_classes", ", ".join(c.name for c in classes)),
             *((c.name, _class_restrictions(c, table)) for c in classes),
-            ("smtpd_sender_restrictions", f"check_sender_access {table('sender_access')}"),
-            ("mailspec_submission_sender_restrictions",
-             f"reject_sender_login_mismatch, check_sender_access {table('sender_access')}"),
+            # Port 25: our own domains' senders come from trusted networks or submission.
+            ("smtpd_sender_restrictions", ", ".join((
+                f"check_sender_access {table('sender_access')}",
+                *(() if server.filters.own_domains_from_outside else
+                  ("permit_mynetworks", f"check_sender_access {table('own_domains')}"))))),
+            ("mailspec_submission_sender_restrictions", ", ".join((
+                f"check_sender_access {NULL_SENDER_REFUSED}", "reject_sender_login_mismatch",
+                f"check_sender_access {table('sender_access')}"))),
             ("smtpd_relay_restrictions",
              "permit_sasl_authenticated, permit_mynetworks, reject_unauth_destination"),
             # Checked for every client, logged in or not: send-only mailboxes and refused
@@ -137,7 +157,8 @@ def master_cf(layout: Layout) -> list[Service]:
         Service(f"{ports.submission} inet  n       -       n       -       -       smtpd",
                 ("syslog_name=postfix/submission", "smtpd_tls_security_level=encrypt", *_SUBMISSION)),
         Service(f"{ports.submissions} inet  n       -       n       -       -       smtpd",
-                ("syslog_name=postfix/submissions", "smtpd_tls_wrappermode=yes", *_SUBMISSION)),
+                ("syslog_name=postfix/submissions", "smtpd_tls_wrappermode=yes",
+                 "smtpd_tls_security_level=encrypt", *_SUBMISSION)),
         Service("pickup    unix  n       -       n       60      1       pickup"),
         Service("cleanup   unix  n       -       n       -       0       cleanup"),
         Service("qmgr      unix  n       -       n       300     1       qmgr"),

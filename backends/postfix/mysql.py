@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from mailspec import model
 from mailspec.backends import render
+from mailspec.backends.postfix.tables import OWN_DOMAIN_FROM_OUTSIDE
 
 # Multi-valued answers are rows joined by Postfix with commas: ORDER BY gives the
 # sorted order that the lmdb maps use.
@@ -20,6 +21,9 @@ QUERIES = {
     "recipient_access": "SELECT action FROM recipient_rules WHERE address = '%s'",
     "sender_access": "SELECT action FROM sender_rules WHERE address = '%s'",
     "list_access": "SELECT restriction_class FROM list_policies WHERE address = '%s'",
+    "own_domains": (f"SELECT '{OWN_DOMAIN_FROM_OUTSIDE}' FROM virtual_domains WHERE name = '%s' "
+                    f"UNION ALL SELECT '{OWN_DOMAIN_FROM_OUTSIDE}' FROM virtual_alias_domains "
+                    "WHERE name = '%s'"),
 }
 
 

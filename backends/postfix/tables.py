@@ -32,8 +32,12 @@ class PostfixTables:
     recipient_access: tuple[tuple[str, str], ...]
     sender_access: tuple[tuple[str, str], ...]
     list_access: tuple[tuple[str, str], ...]
+    own_domains: tuple[tuple[str, str], ...]  # every served name: refused as sender from outside
     list_classes: tuple[ListClass, ...]
     plus_disabled: tuple[tuple[str, str], ...]  # regexp table rows
+
+
+OWN_DOMAIN_FROM_OUTSIDE = "REJECT 5.7.1 mail from this domain is sent on submission, with a login"
 
 
 def _class_name(address: Address) -> str:
@@ -139,6 +143,8 @@ def build(spec: model.Spec) -> PostfixTables:
         recipient_access=tuple(sorted(recipient_access.items())),
         sender_access=tuple(sorted(sender_access)),
         list_access=tuple(sorted(list_access.items())),
+        own_domains=tuple(sorted((name, OWN_DOMAIN_FROM_OUTSIDE) for d in domains
+                                 for name in [d.name, *(a.name for a in d.also)])),
         list_classes=tuple(sorted(classes, key=lambda c: c.name)),
         plus_disabled=tuple(plus_disabled),
     )

@@ -18,6 +18,9 @@ def _human_size(size: int) -> str:
     return f"{size} B"
 
 
+MAX_ALIAS_CHAIN = 100  # aliases through aliases; Postfix itself stops at 1000
+
+
 class Checker:
     def __init__(self, spec: model.Spec):
         self.spec = spec
@@ -197,33 +200,40 @@ class Checker:
         return graph
 
     def check_cycles(self) -> None:
+        """Alias cycles, and chains longer than MAX_ALIAS_CHAIN: a depth-first walk with
+        an explicit stack (a chain of thousands of aliases must not exhaust Python's)."""
         graph = self.edges()
         done: set[Address] = set()
         reported: set[frozenset] = set()
         for start in sorted(graph):
-            path: list[Address] = []
-            on_path: set[Address] = set()
-
-            def visit(node: Address, span: Span) -> None:
+            if start in done or not graph[start]:
+                continue
+            path: list[Address] = [start]
+            on_path = {start}
+            stack = [iter(graph[start])]
+            while stack:
+                step = next(stack[-1], None)
+                if step is None:
+                    stack.pop()
+                    finished = path.pop()
+                    on_path.discard(finished)
+                    done.add(finished)
+                    continue
+                node, span = step
                 if node in on_path:
                     cycle = path[path.index(node):] + [node]
-                    key = frozenset(cycle)
-                    if key not in reported:
-                        reported.add(key)
+                    if frozenset(cycle) not in reported:
+                        reported.add(frozenset(cycle))
                         self.out.append(errors.alias_cycle(span, cycle))
-                    return
+                    continue
                 if node in done or node not in graph:
+                    continue
+                if len(path) == MAX_ALIAS_CHAIN:
+                    self.out.append(errors.alias_chain_too_long(span, path[0], MAX_ALIAS_CHAIN))
                     return
                 path.append(node)
                 on_path.add(node)
-                for target, edge_span in graph[node]:
-                    visit(target, edge_span)
-                path.pop()
-                on_path.discard(node)
-                done.add(node)
-
-            if graph[start]:
-                visit(start, graph[start][0][1])
+                stack.append(iter(graph[node]))
 
     # ---------------------------------------------------------------- mailboxes
 

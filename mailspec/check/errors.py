@@ -137,3 +137,9 @@ def mysql_host_and_socket(span: Span) -> Diagnostic:
     return Diagnostic.error("E0419", "the mysql backend has both `host` and `socket`", span,
                             "connect over one of them",
                             help="keep `socket` for a local server, `host` (and `port`) for a remote one")
+
+
+def alias_chain_too_long(span: Span, start: Address, limit: int) -> Diagnostic:
+    return Diagnostic.error("E0420", f"mail to `{start}` passes through more than {limit} aliases",
+                            span, "the chain goes on here",
+                            help="point the aliases at their final recipients directly")

@@ -24,6 +24,11 @@ def not_a_spec(span: Span, path: str) -> Diagnostic:
                             help="check the file name; a spec starts with `server`, `domain` or `import`")
 
 
+def imports_too_deep(span: Span, limit: int) -> Diagnostic:
+    return Diagnostic.error("E0207", f"imports are nested more than {limit} files deep", span,
+                            "one import too many", help="import the files from the root spec instead")
+
+
 def duplicate_import(span: Span, path: str, first: Span | None) -> Diagnostic:
     secondary = [(first, "first imported here")] if first else []
     return Diagnostic.error("E0202", f"`{path}` is imported twice", span, "imported again here",
@@ -106,3 +111,21 @@ def missing_setting(span: Span, block: str, key: str, example: str) -> Diagnosti
 def sieve_outside_mailbox(span: Span) -> Diagnostic:
     return Diagnostic.error("E0312", "`sieve` rules belong to a mailbox", span, "not inside a mailbox",
                             help="move the sieve block into a `mailbox … { }` block")
+
+
+def wide_network(span: Span, network: str, size: int) -> Diagnostic:
+    return Diagnostic.error("E0314", f"`{network}` is too wide to trust ({size:,} addresses)", span,
+                            "every client in it may relay through this server",
+                            help="name only your own networks; if you really mean it, write "
+                                 f"`unsafe {network}`")
+
+
+def unsafe_network(span: Span, network: str) -> Diagnostic:
+    return Diagnostic.warning("W0315", f"the server trusts `{network}`: every client in it may relay "
+                              "mail and send as any address", span, "marked unsafe")
+
+
+def key_without_cert(span: Span) -> Diagnostic:
+    return Diagnostic.error("E0316", "the tls block has a key but no certificate", span,
+                            "no `cert`", help="name the certificate that belongs to the key: "
+                                              'cert "/etc/ssl/certs/mail.pem"')

@@ -25,6 +25,7 @@ class Loaded:
 
 MAX_SPEC_BYTES = 64 * 1024 * 1024  # a 100,000-mailbox spec is about 10 MB
 MAX_PASSWORD_BYTES = 4096
+MAX_IMPORT_DEPTH = 32  # files importing files: loading recurses
 
 
 def read_text(path: str, limit: int = MAX_SPEC_BYTES) -> str:
@@ -46,7 +47,7 @@ def read_text(path: str, limit: int = MAX_SPEC_BYTES) -> str:
                       path) from None
 
 
-_FIRST_WORD = re.compile(r"(?:[ \t\r\n\f]+|#[^\n]*)*([A-Za-z_]+)(?![^\s{;#])")
+_FIRST_WORD = re.compile(r"(?:[ \t\r\n\f]++|#[^\n]*+)*+([A-Za-z_]++)")
 
 
 def plausible(text: str) -> bool:
@@ -54,7 +55,7 @@ def plausible(text: str) -> bool:
     statement keyword or a near miss of one (a spec with a mistake, not some other file)."""
     if "\0" in text:
         return False
-    first = _FIRST_WORD.match(text)
+    first = _FIRST_WORD.match(text.lstrip("\ufeff"))
     if first is None:
         return not text.strip()
     return bool(difflib.get_close_matches(first.group(1), statement_words(), n=1, cutoff=0.75))
@@ -87,16 +88,16 @@ def load(roots: list[str], import_roots: tuple[str, ...] = ()) -> Loaded:
     stack: list[tuple[int, int]] = []  # files being loaded, for cycle detection
     names: dict[tuple[int, int], str] = {}  # file -> display path
 
-    def visit(display: str, real: tuple[int, int], text: str) -> None:
+    def visit(display: str, real: tuple[int, int], text: str, imported: bool) -> None:
         source = Source(display, text)
         loaded.sources[display] = source
         names[real] = display
         try:
             nodes = parse(display, text)
         except SpecError as error:
-            if plausible(text):
+            if not imported or plausible(text):
                 loaded.diagnostics.extend(error.diagnostics)
-            else:  # never echo what may be someone's secrets or a binary
+            else:  # never echo what an import may have pointed at: secrets, a binary
                 source.opaque = True
                 loaded.diagnostics.append(errors.not_a_spec(Span(display, 0, 0), display))
             return
@@ -118,6 +119,9 @@ def load(roots: list[str], import_roots: tuple[str, ...] = ()) -> Loaded:
         except OSError as error:
             loaded.diagnostics.append(errors.import_not_found(target.span, display, error.strerror.lower()))
             return
+        if len(stack) >= MAX_IMPORT_DEPTH:
+            loaded.diagnostics.append(errors.imports_too_deep(target.span, MAX_IMPORT_DEPTH))
+            return
         if real in stack:
             chain = [names[r] for r in stack[stack.index(real):]] + [display]
             loaded.diagnostics.append(errors.import_cycle(target.span, chain))
@@ -134,12 +138,12 @@ def load(roots: list[str], import_roots: tuple[str, ...] = ()) -> Loaded:
         except OSError as error:
             loaded.diagnostics.append(errors.import_not_found(target.span, display, error.strerror.lower()))
             return
-        visit(display, real, text)
+        visit(display, real, text, True)
 
     for root in roots:
         real = identity(root)
         if real in first_import:
             continue  # the same root given twice
         first_import[real] = None
-        visit(root, real, read_text(root))
+        visit(root, real, read_text(root), False)
     return loaded

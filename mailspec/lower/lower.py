@@ -25,7 +25,7 @@ _HOMES = {
     "backend": "the server block", "message_size_limit": "the server block",
     "mail_location": "the server block", "vmail": "the server block",
     "recipient_delimiter": "the server block", "relay_host": "the server block",
-    "filters": "the server block", "also": "a domain block", "catch_all": "a domain block",
+    "filters": "the server block", "own_domains_from_outside": "the filters block", "also": "a domain block", "catch_all": "a domain block",
     "plus_addressing": "a domain block", "limits": "a domain block", "mailbox": "a domain block",
     "alias": "a domain block", "list": "a domain block", "password": "a mailbox block",
     "aliases": "a mailbox block", "forward": "a mailbox block", "keep_copy": "a mailbox block",
@@ -230,8 +230,8 @@ class Lowerer(ServerLowering):
 
         self.settings(entry, "a limits block", {
             "mailboxes": put("mailboxes", values.integer, "a whole number"),
-            "quota": put("quota", values.size, "a size like `10 GiB`"),
-            "message_size": put("message_size", values.size, "a size like `25 MiB`"),
+            "quota": put("quota", values.limit_size, "a size like `10 GiB`"),
+            "message_size": put("message_size", values.limit_size, "a size like `25 MiB`"),
         })
         return model.Limits(**got)
 
@@ -273,7 +273,7 @@ class Lowerer(ServerLowering):
         return {
             "password": self.mailbox_password,
             "password_file": self.mailbox_password_file,
-            "quota": put("quota", values.size, "a size like `2 GiB`"),
+            "quota": put("quota", values.limit_size, "a size like `2 GiB`"),
             "aliases": setter("aliases", self.refs),
             "forward": setter("forwards", self.refs),
             "keep_copy": setter("keep_copy", lambda node, domain: self.flag(node)),

@@ -18,16 +18,38 @@ def file_path(text: str) -> str:
     return text
 
 
+_DAEMON_PATH = re.compile(r"/[A-Za-z0-9._@+=/-]*")
+
+
+def daemon_path(text: str) -> str:
+    """A path that Postfix or Dovecot reads from its own configuration: absolute, and
+    only characters that none of their file formats splits or quotes (a space would
+    start a new parameter in Dovecot's connect string and Postfix's `hosts`)."""
+    if not _DAEMON_PATH.fullmatch(text) or "/../" in f"{text}/":
+        raise values.Invalid(f"`{text}` cannot be written into the daemons' configuration",
+                             "use an absolute path of letters, digits and . _ @ + = - /")
+    return text
+
+
 def system_name(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}", text):
         raise values.Invalid(f"`{text}` is not a valid name", "use letters, digits, `_`, `-` and `.`")
     return text
 
 
+_PER_USER = re.compile(r"%L?u|%\{user\}")
+_PER_NAME = re.compile(r"%L?n|%\{username\}")
+_PER_DOMAIN = re.compile(r"%L?d|%\{domain\}")
+
+
 def mail_location(text: str) -> str:
     if not re.fullmatch(r"(maildir|mdbox|sdbox):[^\s]+", text):
         raise values.Invalid(f"`{text}` is not a mail location",
                              'write it as Dovecot does: "maildir:/var/mail/vhosts/%d/%n"')
+    path = text.split(":")[1]
+    if not (_PER_USER.search(path) or (_PER_NAME.search(path) and _PER_DOMAIN.search(path))):
+        raise values.Invalid(f"`{text}` would put several users' mail in one place",
+                             'give every user a directory of their own: "maildir:/var/mail/vhosts/%d/%n"')
     return text
 
 

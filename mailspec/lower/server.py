@@ -6,9 +6,12 @@ from collections.abc import Callable
 
 from mailspec import model
 from mailspec.lower import errors, values
-from mailspec.lower.parsers import (FAILED, backend_kind, delimiter, file_path, mail_location,
+from mailspec.lower.parsers import (FAILED, backend_kind, daemon_path, delimiter, mail_location,
                                     relay_host, system_name)
 from mailspec.syntax import Entry
+
+
+WIDEST_IPV4, WIDEST_IPV6 = 8, 32  # trusted networks wider than these need `unsafe`
 
 
 class ServerLowering:
@@ -26,14 +29,16 @@ class ServerLowering:
             return self.store(got, key, parse, expected)
 
         def networks(node):
-            got["networks"] = tuple(self.many(node, values.network, "one or more networks"))
+            got["networks"] = tuple(self.networks(node))
 
         def tls(node):
             if self.block_body(node, 'tls { cert "/etc/ssl/…pem"; key "/etc/ssl/…key" }'):
                 parts: dict = {}
                 self.settings(node, "a tls block", {
-                    "cert": lambda n: parts.__setitem__("cert", self.one(n, file_path, "a file path")),
-                    "key": lambda n: parts.__setitem__("key", self.one(n, file_path, "a file path"))})
+                    "cert": lambda n: parts.__setitem__("cert", self.one(n, daemon_path, "a file path")),
+                    "key": lambda n: parts.__setitem__("key", self.one(n, daemon_path, "a file path"))})
+                if "key" in parts and "cert" not in parts:
+                    self.error(errors.key_without_cert(node.span))
                 got["tls"] = model.Tls(**{k: v for k, v in parts.items() if v is not FAILED})
 
         def vmail(node):
@@ -51,7 +56,7 @@ class ServerLowering:
             "networks": networks,
             "tls": tls,
             "backend": lambda node: got.__setitem__("backend", self.backend(node)),
-            "message_size_limit": setter("message_size_limit", values.size, "a size like `25 MiB`"),
+            "message_size_limit": setter("message_size_limit", values.limit_size, "a size like `25 MiB`"),
             "mail_location": setter("mail_location", mail_location, "a location string"),
             "vmail": vmail,
             "recipient_delimiter": setter("recipient_delimiter", delimiter, "one character"),
@@ -65,6 +70,28 @@ class ServerLowering:
             return None
         self.delimiter = got.get("recipient_delimiter", "+")
         return model.Server(span=entry.span, **got)
+
+    def networks(self, entry: Entry) -> list[str]:
+        """Trusted networks: never with host bits, and one wider than a /8 (IPv6: a /32)
+        only when written `unsafe NETWORK`, with a warning: mynetworks may relay."""
+        if not entry.values:
+            self.error(errors.wrong_values(entry.span, entry.key, "one or more networks"))
+        found = []
+        for value in entry.values:
+            words = [w.value for w in value.words]
+            unsafe = len(words) == 2 and words[0] == "unsafe"
+            net = self.typed(value._replace(words=value.words[1:], span=value.words[1].span) if unsafe else value,
+                             values.network)
+            if net is FAILED:
+                continue
+            wide = net.prefixlen < (WIDEST_IPV4 if net.version == 4 else WIDEST_IPV6)
+            if wide and not unsafe:
+                self.error(errors.wide_network(value.span, str(net), net.num_addresses))
+                continue
+            if wide:
+                self.error(errors.unsafe_network(value.span, str(net)))
+            found.append(values.postfix_network(net))
+        return found
 
     def backend(self, entry: Entry) -> model.Backend:
         kind = self.one(entry, backend_kind, "`files` or `mysql`")
@@ -82,10 +109,10 @@ class ServerLowering:
             self.settings(entry, "a mysql backend block", {
                 "host": put("host", values.hostname, "a host name"),
                 "port": put("port", values.integer, "a port number", 1, 65535),
-                "socket": put("socket", file_path, "a socket path"),
+                "socket": put("socket", daemon_path, "a socket path"),
                 "database": put("database", system_name, "a database name"),
                 "user": put("user", system_name, "a user name"),
-                "password_file": put("password_file", file_path, "a file path"),
+                "password_file": put("password_file", daemon_path, "a file path"),
             })
         return model.Backend(kind=kind, span=entry.span, **parts)
 
@@ -111,5 +138,7 @@ class ServerLowering:
             "reject_recipient": listed("reject_recipients"),
             "spam_folder": one("spam_folder", values.folder, "a folder name"),
             "spam_score": one("spam_score", values.integer, "a whole number"),
+            "own_domains_from_outside": lambda n: got.__setitem__("own_domains_from_outside",
+                                                                  self.flag(n)),
         })
         return model.Filters(**got)

@@ -29,6 +29,7 @@ _UNITS = {
     "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4,
 }
 _SIZE = re.compile(r"(\d+)\s*([A-Za-z]*)")
+MAX_SIZE = 1024**5  # 1 PiB: every daemon reads up to it (Postfix's limit is a 64-bit long)
 
 
 def size(text: str) -> int:
@@ -44,7 +45,19 @@ def size(text: str) -> int:
         folded = {u.lower(): u for u in _UNITS}.get(unit.lower())
         hint = f"did you mean `{number} {folded}`?" if folded else "units are B, KiB, MiB, GiB, TiB, KB, MB, GB, TB"
         raise Invalid(f"unknown size unit `{unit}`", hint)
-    return number * _UNITS[unit]
+    found = number * _UNITS[unit]
+    if found > MAX_SIZE:
+        raise Invalid(f"the size `{text}` is larger than 1 PiB", "sizes go up to `1024 TiB`")
+    return found
+
+
+def limit_size(text: str) -> int:
+    """A size that limits something: zero is refused, never read as "unlimited"."""
+    found = size(text)
+    if found == 0:
+        raise Invalid(f"a limit of `{text}` would refuse everything",
+                      "leave the setting out for no limit of your own, or give a size like `25 MiB`")
+    return found
 
 
 def integer(text: str, minimum: int = 0, maximum: int = 2**31 - 1) -> int:
@@ -123,8 +136,17 @@ def local_part(text: str, delimiter: str = "+") -> str:
                       f"plus addressing gives every mailbox `name{delimiter}anything` already")
     if not _LOCAL_WITH_PLUS.fullmatch(text):
         raise Invalid(f"`{text}` is not a valid local part",
-                      "use letters, digits, dots (not at the ends) and - _ only")
+                      "use letters, digits and ! # $ % & ' * / = ? ^ _ ` { | } ~ -, with dots "
+                      "between them")
+    _no_leading_hash(text)
     return text.lower()
+
+
+def _no_leading_hash(local: str) -> None:
+    if local.startswith("#"):
+        raise Invalid(f"`{local}` starts with `#`",
+                      "Postfix and Dovecot read a table line that starts with `#` as a comment: "
+                      "choose a local part that does not")
 
 
 def address(text: str, default_domain: str | None) -> tuple[Address, bool]:
@@ -134,17 +156,20 @@ def address(text: str, default_domain: str | None) -> tuple[Address, bool]:
             raise Invalid(f"`{text}` is not an address", "write the whole address, like `alice@example.com`")
         if not _LOCAL_WITH_PLUS.fullmatch(text):
             raise Invalid(f"`{text}` is not a valid local part or address",
-                          "use letters, digits, dots (not at the ends) and - _ +")
+                          "use letters, digits and ! # $ % & ' * + / = ? ^ _ ` { | } ~ -, with dots "
+                          "between them")
+        _no_leading_hash(text)
         return Address(text.lower(), default_domain), True
     local, _, host = text.rpartition("@")
     if not local or not _LOCAL_WITH_PLUS.fullmatch(local):
         raise Invalid(f"`{text}` is not a valid address",
                       "an address is local@domain, like `bob@example.net`")
+    _no_leading_hash(local)
     return Address(local.lower(), domain(host)), False
 
 
-def network(text: str) -> str:
-    """An IPv4/IPv6 network as Postfix writes it in mynetworks (IPv6 in brackets)."""
+def network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """An IPv4/IPv6 network, written without host bits (IPv6 optionally in brackets)."""
     plain = text
     if text.startswith("["):
         m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](/\d+)?", text)
@@ -155,6 +180,16 @@ def network(text: str) -> str:
         net = ipaddress.ip_network(plain, strict=False)
     except ValueError as error:
         raise Invalid(f"`{text}` is not a network: {error}", "write `10.0.0.0/8` or `[::1]/128`") from None
+    host = ipaddress.ip_address(plain.split("/")[0])
+    if net.network_address != host:
+        raise Invalid(f"`{text}` has host bits set: it would trust all of {postfix_network(net)}",
+                      f"write `{postfix_network(net)}` for the network, or "
+                      f"`{postfix_network(ipaddress.ip_network(host))}` for the one host")
+    return net
+
+
+def postfix_network(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    """A network as Postfix writes it in mynetworks (IPv6 in brackets)."""
     if net.version == 6:
         return f"[{net.network_address}]/{net.prefixlen}"
     return str(net)

@@ -73,7 +73,9 @@ class Driver:
         self.token_re = re.compile(rf"((?:{skip})*+)(?:{tokens})")
         # For findall over a whole text (the fast path): the end of the text is a token
         # too, so that trailing blanks and comments are one match, not searched through.
-        self.all_tokens_re = re.compile(rf"((?:{skip})*+)(?:{tokens}|\Z)")
+        # Any other character is matched as the last group, so that findall never
+        # retries a long run of blanks or comments at every position before it.
+        self.all_tokens_re = re.compile(rf"((?:{skip})*+)(?:{tokens}|\Z|((?s:.)))")
 
     def parse(self, file: str, text: str):
         """The value of the start rule; ParseError at the first token that does not fit."""

@@ -65,3 +65,19 @@ def unexpected_character(span: Span, text: str) -> Diagnostic:
     return Diagnostic.error("E0104", f"unexpected character `{char}`", span,
                             "not part of any word, string or symbol",
                             help="quote values that contain special characters: \"…\"")
+
+
+def control_character(span: Span, char: str) -> Diagnostic:
+    return Diagnostic.error("E0105", f"control character U+{ord(char):04X} in the spec", span,
+                            "not allowed anywhere in a spec",
+                            help="remove it; inside a string write a newline as `\\n` and a tab as `\\t`")
+
+
+def byte_order_mark(span: Span) -> Diagnostic:
+    return Diagnostic.error("E0106", "the file starts with a byte-order mark", span, "a byte-order mark",
+                            help="save the file as UTF-8 without a BOM")
+
+
+def too_deep(span: Span, limit: int) -> Diagnostic:
+    return Diagnostic.error("E0107", f"nested more than {limit} levels deep", span, "too deep",
+                            help="flatten the blocks or the Sieve tests: no spec needs this depth")

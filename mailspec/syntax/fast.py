@@ -27,6 +27,9 @@ def unescape(quoted: str) -> str:
     return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), quoted[1:-1])
 
 
+MAX_DEPTH = 50  # nesting of blocks, Sieve commands and tests: the later passes recurse
+
+
 class Fallback(Exception):
     """Not a text this parser is sure about: use the LALR driver."""
 
@@ -53,7 +56,14 @@ class FastParser:
     def parse(self) -> tuple:
         self._tokenize(self.text)
         self.index = 0
+        self.depth = 0
         return tuple(self._items("$END"))
+
+    def _nest(self, change: int) -> None:
+        """Deeper text is left to the driver, which parses without recursion and reports it."""
+        self.depth += change
+        if self.depth > MAX_DEPTH:
+            raise Fallback
 
     # ------------------------------------------------------------ tokens
 
@@ -65,9 +75,11 @@ class FastParser:
         file = self.file
         new = tuple.__new__  # NamedTuple construction without a Python-level __new__ call
         position = 0
-        found = self.all_tokens_re.findall(text)  # (skipped, word, string, symbol); "" if absent
-        for skipped, word, string, symbol in found:
+        found = self.all_tokens_re.findall(text)  # (skipped, word, string, symbol, other)
+        for skipped, word, string, symbol, other in found:
             start = position + len(skipped)
+            if other:
+                raise Fallback  # a character no token starts with
             if word:
                 position = start + len(word)
                 add_kind("W")
@@ -134,7 +146,9 @@ class FastParser:
             kind = self.kinds[self.index]
         if kind == "{":
             self.index += 1
+            self._nest(1)
             body = tuple(self._items("}"))
+            self._nest(-1)
             end = self._expect("}").span
         return Entry(key.value, key.span, values, targets, body, Span(key.span.file, key.span.start,
                                                                        end.end))
@@ -177,10 +191,12 @@ class FastParser:
 
     def _sieve_body(self) -> tuple[tuple, Span]:
         self._expect("{")
+        self._nest(1)
         commands = []
         while True:
             kind = self.kinds[self.index]
             if kind == "}":
+                self._nest(-1)
                 return tuple(commands), self._take().span
             if kind == ";":
                 self.index += 1
@@ -249,6 +265,12 @@ class FastParser:
         return self.kinds[self.index] == "W" and self.texts[self.index].value == word
 
     def _test(self) -> SieveNode:
+        self._nest(1)
+        found = self._test_at_depth()
+        self._nest(-1)
+        return found
+
+    def _test_at_depth(self) -> SieveNode:
         keyword = self._keyword()
         name = keyword.value
         if name in TEXT_TESTS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 
 from lark import Lark
@@ -11,7 +12,7 @@ from mailspec.diagnostics import SpecError
 from mailspec.source import Span
 from mailspec.syntax import errors
 from mailspec.syntax.driver import Driver, ParseError, Tok
-from mailspec.syntax.fast import Fallback, FastParser, unescape
+from mailspec.syntax.fast import MAX_DEPTH, Fallback, FastParser, unescape
 from mailspec.syntax.tree import Entry, SieveNode, Text, Value
 
 def _span(children) -> Span:
@@ -176,17 +177,55 @@ def statement_words() -> frozenset[str]:
     return _driver().item_words
 
 
+# Characters no spec needs and no daemon file may hold: C0 controls other than tab,
+# newline, carriage return and form feed; DEL; and the bidi controls of Trojan Source.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069\ufeff]")
+MAX_REPORTED = 20
+
+
+def _controls(file: str, text: str) -> list:
+    found = []
+    for match in _CONTROL.finditer(text):
+        span = Span(file, match.start(), match.end())
+        found.append(errors.byte_order_mark(span) if match.group() == "\ufeff" and match.start() == 0
+                     else errors.control_character(span, match.group()))
+        if len(found) == MAX_REPORTED:
+            break
+    return found
+
+
 def parse(file: str, text: str) -> tuple:
     """The top-level nodes of `text`. `file` names it in spans and diagnostics."""
+    controls = _controls(file, text)
+    if controls:
+        raise SpecError(controls)
     driver = _driver()
     try:
         return FastParser(driver, file, text).parse()
     except Fallback:
         pass
     try:
-        return driver.parse(file, text)
+        nodes = driver.parse(file, text)
     except ParseError as error:
         raise SpecError([_syntax_diagnostic(text, error)]) from None
+    deep = _too_deep(nodes)
+    if deep is not None:
+        raise SpecError([errors.too_deep(deep, MAX_DEPTH)])
+    return nodes
+
+
+def _too_deep(nodes: tuple) -> Span | None:
+    """The span of the first node nested deeper than MAX_DEPTH, found without recursion."""
+    pending = [(node, 1) for node in nodes]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            return node.span
+        children = (node.body or ()) if isinstance(node, Entry) else node.children
+        for child in children:  # a node, or a tuple of nodes (a Sieve body)
+            for item in ((child,) if isinstance(child, (Entry, SieveNode)) else child):
+                pending.append((item, depth + 1))
+    return None
 
 
 def _syntax_diagnostic(text: str, error: ParseError):
