@@ -63,6 +63,21 @@ def main() -> None:
     print(f"load+parse+lower {middle - start:.2f} s, check+emit+write {done - middle:.2f} s, "
           f"{files} files")
     print(f"compile {args.mailboxes} mailboxes: {done - start:.2f} s, peak RSS {peak:.0f} MB")
+    lex_bad_input()
+
+
+def lex_bad_input() -> None:
+    """The lexer before a bad character: linear, not quadratic (issue 11, item 15)."""
+    from mailspec.diagnostics import SpecError
+    from mailspec.syntax import parse
+
+    for name, filler in (("200,000 spaces", " " * 200_000), ("80 KB of comments", "# comment\n" * 8_000)):
+        start = time.perf_counter()
+        try:
+            parse("bench.mailspec", "server { hostname a.example }\n" + filler + "$")
+        except SpecError:
+            pass
+        print(f"lex {name} before a bad character: {time.perf_counter() - start:.3f} s")
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ import pytest
 from conftest import ROOT, VALID, valid_spec
 
 
-def mailspec(*args, env=None, cwd=ROOT):
+def mailspec(*args, env=None, cwd=ROOT, timeout=300):
     return subprocess.run([sys.executable, "-m", "mailspec", *args], cwd=cwd, capture_output=True,
-                          text=True, env={**os.environ, **(env or {})})
+                          text=True, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
 def tree(root):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+import unicodedata
+
+import idna
+
 from mailspec import model
 from mailspec.check import errors
 from mailspec.check.sieve import check_sieve
@@ -30,6 +35,7 @@ class Checker:
         # Every declared address: (kind, span, the mailbox/alias/list/owning mailbox).
         self.declared: dict[Address, tuple[str, Span, object]] = {}
         self.locals: dict[str, list[str]] = {}  # domain -> declared local parts (for "did you mean")
+        self.redirected: dict[Address, list[tuple[Address, Span]]] = {}  # mailbox -> Sieve redirects
 
     def check_backend(self) -> None:
         backend = self.spec.server.backend
@@ -57,6 +63,10 @@ class Checker:
 
     def index_domains(self) -> None:
         for domain in self.spec.domains:
+            for name, span in ((domain.name, domain.span), *((a.name, a.span) for a in domain.also)):
+                found = scripts(name)
+                if len(found) > 1:
+                    self.out.append(errors.mixed_scripts(span, idna.decode(name), sorted(found)))
             if domain.name in self.domains:
                 self.out.append(errors.duplicate_domain(domain.span, domain.name,
                                                         self.domains[domain.name].span))
@@ -264,11 +274,54 @@ class Checker:
                 if not runs_locally and (mailbox.sieve or mailbox.auto_reply):
                     self.out.append(errors.sieve_never_runs(mailbox.span, address))
                 self.out.extend(check_sieve(mailbox, self.redirect_problem))
+                reply = mailbox.auto_reply
+                if reply is not None and reply.until is not None and reply.until < datetime.date.today():
+                    self.out.append(errors.auto_reply_over(reply.span, address, reply.until))
+                for target, span in redirects(mailbox.sieve):
+                    target = self.canonical(target)
+                    if target == address:
+                        self.out.append(errors.redirect_to_itself(span, address))
+                    else:
+                        self.redirected.setdefault(address, []).append((target, span))
+        for source, targets in sorted(self.redirected.items()):
+            for target, span in targets:
+                back = [s for t, s in self.redirected.get(target, ()) if t == source]
+                if back and source < target:
+                    self.out.append(errors.redirect_loop(span, source, target, back[0]))
 
     def redirect_problem(self, ref_address: Address, span: Span) -> None:
         """Sieve redirects are checked like forwards."""
         if self.served(ref_address):
             self.lookup(Ref(ref_address, span=span), "redirect")
+
+
+def redirects(commands) -> list[tuple[Address, Span]]:
+    """Every Sieve redirect in `commands`, in any branch (nesting is bounded by the parser)."""
+    found = []
+    for command in commands:
+        if isinstance(command, model.If):
+            for branch in command.branches:
+                found += redirects(branch.body)
+            found += redirects(command.otherwise or ())
+        elif command.name == "redirect":
+            local, _, domain = command.argument.rpartition("@")
+            found.append((Address(local, domain), command.span))
+    return found
+
+
+def scripts(name: str) -> set[str]:
+    """The Unicode scripts mixed within one label of a domain name (by the characters'
+    names); empty when every label keeps to one script."""
+    try:
+        text = idna.decode(name)
+    except (idna.IDNAError, UnicodeError):
+        return set()
+    mixed = set()
+    for label in text.split("."):
+        found = {unicodedata.name(c, "UNKNOWN").split()[0] for c in label if c.isalpha()}
+        if len(found) > 1:
+            mixed |= found
+    return mixed
 
 
 def check_spec(spec: model.Spec) -> list[Diagnostic]:

@@ -143,3 +143,29 @@ def alias_chain_too_long(span: Span, start: Address, limit: int) -> Diagnostic:
     return Diagnostic.error("E0420", f"mail to `{start}` passes through more than {limit} aliases",
                             span, "the chain goes on here",
                             help="point the aliases at their final recipients directly")
+
+
+def auto_reply_over(span: Span, address: Address, until) -> Diagnostic:
+    return Diagnostic.warning("W0504", f"the auto-reply of `{address}` ended on {until.isoformat()}",
+                              span, "already past: it never replies",
+                              help="remove the auto-reply, or move `until` to a later date")
+
+
+def redirect_to_itself(span: Span, address: Address) -> Diagnostic:
+    return Diagnostic.warning("W0505", f"a Sieve rule of `{address}` redirects mail to the mailbox itself",
+                              span, "redirects back here",
+                              help="use `keep` or `fileinto` to keep the mail in this mailbox")
+
+
+def redirect_loop(span: Span, source: Address, target: Address, back: Span) -> Diagnostic:
+    return Diagnostic.warning("W0506", f"`{source}` and `{target}` redirect mail to each other", span,
+                              f"redirects to `{target}`", secondary=[(back, f"redirects back to `{source}`")],
+                              help="mail matching both rules bounces between them until it loops out; "
+                                   "remove one of the redirects")
+
+
+def mixed_scripts(span: Span, name: str, found: list[str]) -> Diagnostic:
+    return Diagnostic.warning("W0507", f"the domain `{name}` mixes scripts ({', '.join(found)})", span,
+                              "letters from more than one script",
+                              help="a name that mixes scripts can pass for another (a homograph); "
+                                   "check that this is the domain you mean")

@@ -129,3 +129,9 @@ def key_without_cert(span: Span) -> Diagnostic:
     return Diagnostic.error("E0316", "the tls block has a key but no certificate", span,
                             "no `cert`", help="name the certificate that belongs to the key: "
                                               'cert "/etc/ssl/certs/mail.pem"')
+
+
+def weak_hash(span: Span, scheme: str, weakness: str) -> Diagnostic:
+    return Diagnostic.warning("W0317", f"this {scheme} hash is cheap to crack: {weakness}", span,
+                              "a weak hash", help=f"hash the password again with `doveadm pw -s {scheme}`, "
+                                                  "which uses a safe cost")

@@ -127,7 +127,8 @@ def load(roots: list[str], import_roots: tuple[str, ...] = ()) -> Loaded:
             loaded.diagnostics.append(errors.import_cycle(target.span, chain))
             return
         if real in first_import:
-            loaded.diagnostics.append(errors.duplicate_import(target.span, display, first_import[real]))
+            if first_import[real] is not None:  # a root is loaded once, whoever imports it
+                loaded.diagnostics.append(errors.duplicate_import(target.span, display, first_import[real]))
             return
         first_import[real] = target.span
         if not within(display, trees):
@@ -140,10 +141,11 @@ def load(roots: list[str], import_roots: tuple[str, ...] = ()) -> Loaded:
             return
         visit(display, real, text, True)
 
-    for root in roots:
-        real = identity(root)
-        if real in first_import:
-            continue  # the same root given twice
+    found = [(root, identity(root)) for root in roots]
+    for _, real in found:  # every root first: a root imported by another is no duplicate
         first_import[real] = None
+    for root, real in found:
+        if real in names:
+            continue  # the same root given twice
         visit(root, real, read_text(root), False)
     return loaded

@@ -309,10 +309,14 @@ class Lowerer(ServerLowering):
 
     def password(self, span: Span, text: str) -> model.Password | None:
         try:
-            return values.password(text)
+            found = values.password(text)
         except values.Invalid as problem:
             self.error(errors.plaintext_password(span, problem.message, problem.help))
             return None
+        weakness = values.weak_hash(found)
+        if weakness is not None:
+            self.error(errors.weak_hash(span, found.scheme, weakness))
+        return found
 
     def auto_reply(self, entry: Entry) -> model.AutoReply | None:
         example = 'auto_reply { subject "Away"; body "Back on Monday."; until 2026-12-31 }'

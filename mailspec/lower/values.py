@@ -213,14 +213,14 @@ HASH_HELP = ("store a hash, never the password: run `doveadm pw -s SHA512-CRYPT`
              "type the password, and write the output: password \"{SHA512-CRYPT}$6$…\"")
 
 
-_SCHEME = re.compile(r"\{([A-Z0-9.-]+)\}(.*)", re.S)
+_SCHEME = re.compile(r"\{([A-Za-z0-9.-]+)\}(.*)", re.S)
 
 
 def password(text: str) -> Password:
     m = _SCHEME.fullmatch(text)
-    if not m or m.group(1) in _PLAIN_SCHEMES:
+    if not m or m.group(1).upper() in _PLAIN_SCHEMES:
         raise Invalid("plaintext passwords are not allowed", HASH_HELP)
-    scheme, hashed = m.group(1), m.group(2)
+    scheme, hashed = m.group(1).upper(), m.group(2)  # Dovecot reads scheme names in any case
     shape = _HASH_SHAPES.get(scheme)
     if shape is None:
         raise Invalid(f"unsupported password scheme `{scheme}`",
@@ -235,3 +235,19 @@ def folder(text: str) -> str:
     if not text or any(c in text for c in "\r\n\0") or text.startswith("/"):
         raise Invalid(f"`{text}` is not a usable folder name", "write a name like `Junk` or `Lists/team`")
     return text
+
+
+def weak_hash(found: Password) -> str | None:
+    """Why the hash's cost is too low to resist cracking, or None (OWASP's minimums)."""
+    text = found.hash
+    if found.scheme == "BLF-CRYPT":
+        cost = int(re.search(r"\$2[abxy]?\$(\d\d)\$", text).group(1))
+        return f"cost {cost:02d}, below 10" if cost < 10 else None
+    if found.scheme in ("SHA512-CRYPT", "SHA256-CRYPT"):
+        rounds = re.search(r"\$rounds=(\d+)\$", text)
+        return f"{rounds.group(1)} rounds, below 5000" if rounds and int(rounds.group(1)) < 5000 else None
+    if found.scheme.startswith("ARGON2"):
+        memory, passes = map(int, re.search(r"\$m=(\d+),t=(\d+),", text).groups())
+        if memory < 19456 or passes < 2:
+            return f"m={memory} KiB and t={passes}, below m=19456 and t=2"
+    return None
