@@ -5,15 +5,18 @@ compiler or gets a diagnostic that points outside it."""
 from __future__ import annotations
 
 import random
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import hypothesis
-from conftest import examples, need_tool, write_tree
+from conftest import examples, need_root, need_tool, write_tree
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from specgen import SPECS, addresses, render, render_files
 from test_mysql_backend import answers_agree, lookup_keys
-from test_real_tools import MAPS, assert_routes_like_the_model
+from test_real_tools import MAPS, assert_daemons_accept, assert_routes_like_the_model
 
 from mailspec.emit import emit_all
 from mailspec.pipeline import check, compile_files
@@ -103,6 +106,39 @@ def test_mutated_specs_get_diagnostics(tmp_path, spec, data):
     text = " ".join(tokens)
     note(text)
     assert_sound_diagnostics(text, tmp_path)
+
+
+# Values that a careless or hostile user may write where a generated spec has a word:
+# each either gets a diagnostic or compiles to files that every daemon reads.
+HOSTILE_VALUES = ['"#x"', '"a b"', '"x\\ny"', "0 B", "1 B", "1024 TiB", "1025 TiB", '"/run/a b.sock"',
+                  "0.0.0.0/0", "10.1.2.3/8", '"o\'neil"', '"a{b}c"', '"x%d"', "é.example", '"$"',
+                  '"tab\\there"', "99999999999", "[::1]/128", '"\\"', '"; }"', "Junk/../x"]
+
+
+@settings(max_examples=examples(12, 5000), suppress_health_check=SLOW)
+@given(SPECS, st.data())
+def test_every_spec_that_compiles_is_read_by_the_daemons(tmp_path_factory, spec, data):
+    """Issue 11: values that reached a daemon's file and broke it (a huge size, a `#` at
+    the start of a map key, a space in a socket path) compiled with exit 0."""
+    for tool in ("postconf", "postfix", "postmap", "doveconf", "sievec", "script"):
+        need_tool(tool)
+    need_root()
+    tokens = render(spec).split(" ")
+    chooser = random.Random(data.draw(st.integers(0, 2**32)))
+    for _ in range(data.draw(st.integers(0, 3))):
+        tokens[chooser.randrange(len(tokens))] = data.draw(st.sampled_from(HOSTILE_VALUES))
+    text = " ".join(tokens)
+    note(text)
+    work = tmp_path_factory.mktemp("daemons")
+    (work / "spec.mailspec").write_text(text)
+    result = check([str(work / "spec.mailspec")])
+    if not result.ok:
+        return
+    short = Path(tempfile.mkdtemp(prefix="ms", dir="/tmp"))
+    try:
+        assert_daemons_accept(result.spec, work, short)
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def test_deep_alias_chains_are_generated():

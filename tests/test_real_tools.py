@@ -12,13 +12,13 @@ import pytest
 from conftest import VALID, checked, compile_fixture, declared_addresses, need_root, need_tool, \
     valid_spec, with_backend, write_tree
 
-from mailspec import model
+from mailspec import install, model
 from mailspec.emit import emit_all
 from mailspec.layout import Layout
 from mailspec.semantics import resolve
 
 MAPS = ("virtual_domains", "virtual_alias_domains", "virtual_mailboxes", "virtual_aliases",
-        "sender_login", "recipient_access", "sender_access", "list_access")
+        "sender_login", "recipient_access", "sender_access", "list_access", "own_domains")
 
 
 @pytest.fixture(params=VALID)
@@ -76,6 +76,33 @@ def test_sievec_compiles_every_script(deploy, tmp_path_factory):
     for script in scripts:
         run = subprocess.run([sievec, str(script), str(out / "x.svbin")], capture_output=True, text=True)
         assert run.returncode == 0, (script, run.stdout, run.stderr)
+
+
+def assert_daemons_accept(spec: model.Spec, work, short_dir) -> None:
+    """The whole compiled tree is read cleanly by every program that reads it: postconf
+    (no warnings), postfix check, postmap on every map, doveconf and sievec."""
+    layout = Layout(str(short_dir))
+    deploy = work / "deploy"
+    write_tree(emit_all(spec, layout), deploy)
+    config = deploy / "postfix"
+    run = subprocess.run(["postconf", "-c", str(config), "-n"], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    for directory in (layout.postfix_queue, layout.postfix_data, os.path.dirname(layout.postfix_log)):
+        os.makedirs(directory, exist_ok=True)
+    shutil.chown(layout.postfix_data, "postfix")
+    run = subprocess.run(["script", "-qec", f"postfix -c {config} check", "/dev/null"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == "", run.stdout
+    maps = sorted(p for p in config.iterdir() if install.is_map_source(p.name))
+    if maps:
+        run = subprocess.run(["postmap", *(f"lmdb:{p}" for p in maps)], capture_output=True, text=True)
+        assert run.returncode == 0 and run.stderr == "", run.stderr
+    run = subprocess.run(["doveconf", "-c", str(deploy / "dovecot" / "dovecot.conf"), "-n"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and "Warning" not in run.stderr, run.stderr
+    for script in sorted((deploy / "sieve").rglob("*.sieve")) if (deploy / "sieve").exists() else ():
+        run = subprocess.run(["sievec", str(script), str(work / "x.svbin")], capture_output=True, text=True)
+        assert run.returncode == 0, (script.read_text(), run.stdout, run.stderr)
 
 
 # ---------------------------------------------------------------- routing vs the model
