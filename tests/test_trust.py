@@ -401,3 +401,17 @@ def test_a_domain_that_mixes_scripts_is_warned_about(tmp_path):
 def test_weak_hash_costs_are_warned_about(tmp_path, hashed, weak):
     result = check_text(tmp_path, SERVER + f'domain example.com {{ mailbox a {{ password "{hashed}" }} }}\n')
     assert result.ok and ("W0317" in codes(result)) == weak, codes(result)
+
+
+# ---------------------------------------------------------------- item 18: the brace never closed
+
+
+def test_an_unclosed_brace_points_at_the_brace_not_the_end(tmp_path):
+    text = (SERVER + "domain example.com {\n  mailbox alice {\n    quota 1 GiB\n"
+            "  mailbox bob {\n    quota 2 GiB\n  }\n}\n")
+    result = check_text(tmp_path, text)
+    (diagnostic,) = result.diagnostics
+    primary = diagnostic.labels[0].span
+    assert text[primary.start] == "{" and text.count("\n", 0, primary.start) == 2  # alice's brace
+    secondary = diagnostic.labels[1].span
+    assert text[secondary.start] == "}" and text.count("\n", 0, secondary.start) == 7  # the last line

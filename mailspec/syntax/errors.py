@@ -81,3 +81,10 @@ def byte_order_mark(span: Span) -> Diagnostic:
 def too_deep(span: Span, limit: int) -> Diagnostic:
     return Diagnostic.error("E0107", f"nested more than {limit} levels deep", span, "too deep",
                             help="flatten the blocks or the Sieve tests: no spec needs this depth")
+
+
+def unclosed_brace(opened: Span, taken: Span | None) -> Diagnostic:
+    secondary = [(taken, "taken as its end, so the rest of the file is inside its block")] if taken else []
+    return Diagnostic.error("E0102", "unexpected end of file: a `{` is never closed", opened,
+                            "this `{` has no matching `}`", secondary=secondary,
+                            help="add the missing `}` where this block ends")

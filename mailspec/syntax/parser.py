@@ -172,6 +172,34 @@ def _driver() -> Driver:
     return Driver(lark, _callback_for)
 
 
+def _indent(text: str, offset: int) -> tuple[int, bool]:
+    """The indentation of the line holding `offset`, and whether only blanks precede it."""
+    start = text.rfind("\n", 0, offset) + 1
+    before = text[start:offset]
+    return len(before) - len(before.lstrip(" \t")), not before.strip(" \t")
+
+
+def _unclosed_brace(file: str, text: str) -> tuple[Span, Span | None] | None:
+    """At an unexpected end of file: the `{` that is most likely never closed, and the
+    `}` that was taken for its end (then the rest of the file went inside its block).
+    By indentation: a `}` at the start of a line less indented than the line of the `{`
+    it closes belongs to an outer block. Without such a `}`, the innermost open `{`."""
+    stack: list[int] = []
+    suspect = None
+    for match in _driver().all_tokens_re.finditer(text):
+        brace = match.group("P")
+        if brace == "{":
+            stack.append(match.start("P"))
+        elif brace == "}" and stack:
+            opened = stack.pop()
+            depth, first = _indent(text, match.start("P"))
+            if suspect is None and first and depth < _indent(text, opened)[0]:
+                suspect = (Span(file, opened, opened + 1), Span(file, match.start("P"), match.end("P")))
+    if not stack:
+        return None
+    return suspect or (Span(file, stack[-1], stack[-1] + 1), None)
+
+
 def statement_words() -> frozenset[str]:
     """The keywords that start a statement, and `sieve`."""
     return _driver().item_words
@@ -232,5 +260,8 @@ def _syntax_diagnostic(text: str, error: ParseError):
     if error.token is None and error.span.start < len(text):
         return errors.unexpected_character(error.span, text)
     if error.token is None:
+        unclosed = _unclosed_brace(error.span.file, text) if "RBRACE" in error.expected else None
+        if unclosed is not None:
+            return errors.unclosed_brace(*unclosed)
         return errors.unexpected_end(error.span, error.expected)
     return errors.unexpected_token(error.span, error.token.value, error.token.type, error.expected)
