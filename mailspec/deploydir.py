@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
@@ -40,6 +41,10 @@ class TargetError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # ---------------------------------------------------------------- the atomic step
@@ -168,8 +173,6 @@ class Staging:
 
     def write(self, files: dict[str, str], modes: dict[str, int]) -> dict[str, str]:
         """Write `files` into the tree with their modes, whatever the umask; their digests."""
-        from mailspec.emit import digest
-
         digests = {}
         made = set()
         for path, text in files.items():

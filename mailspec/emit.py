@@ -1,12 +1,10 @@
-"""Run every backend, stamp each file with its header, add the MANIFEST, write atomically."""
+"""Run every backend, stamp each file with its header and mode, and add the MANIFEST."""
 
 from __future__ import annotations
 
-import hashlib
-
 from mailspec import __version__, model
 from mailspec.backends import dovecot, postfix, sieve, sql
-from mailspec.deploydir import FILE_MODE, PRIVATE_MODE
+from mailspec.deploydir import FILE_MODE, PRIVATE_MODE, digest
 from mailspec.layout import DEFAULT, Layout
 
 BACKENDS = (postfix, dovecot, sieve, sql)
@@ -32,10 +30,6 @@ def emit_backends(spec: model.Spec, backends, layout: Layout = DEFAULT) -> dict[
             assert path not in files, path
             files[path] = stamp + text
     return files
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def manifest(spec: model.Spec, digests: dict[str, str]) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import email
 import smtplib
 import socket
-import ssl
 import subprocess
 import time
 

@@ -8,7 +8,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 from conftest import need_root
@@ -51,7 +50,7 @@ def test_a_file_that_is_not_a_spec_is_not_echoed(tmp_path):
     run = mailspec("check", str(root))
     assert run.returncode == 1 and run.stderr.count("E0206") == 2
     assert "secrethash" not in run.stderr and "B=2" not in run.stderr
-    typo = spec(tmp_path, "sever { hostname a.example }\n", "typo.mailspec")
+    spec(tmp_path, "sever { hostname a.example }\n", "typo.mailspec")
     importer = spec(tmp_path, 'import "typo.mailspec"\n' + SERVER, "importer.mailspec")
     assert "sever {" in mailspec("check", str(importer)).stderr  # a spec with a mistake is shown
     assert "secrethash" in mailspec("check", str(tmp_path / "shadow.mailspec")).stderr  # named by the user

@@ -39,10 +39,10 @@ _HOMES = {
 class Lowerer(ServerLowering):
     """Lowers whole files: the top level and domains here, the server block in server.py."""
 
-    def __init__(self, base_dirs: dict[str, str], trees: tuple[str, ...] = ()):
+    def __init__(self, base_dirs: dict[str, str], trees: tuple[str, ...]):
         self.diagnostics: list[Diagnostic] = []
         self.base_dirs = base_dirs  # file -> directory, for password_file paths
-        self.trees = trees or tuple(sorted({os.path.realpath(d or ".") for d in base_dirs.values()}))
+        self.trees = trees  # where password files may be read from (loader.allowed_roots)
         self.delimiter = "+"
         self.sieve = SieveLowerer(self)
 
