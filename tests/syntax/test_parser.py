@@ -70,7 +70,7 @@ def test_sieve_block():
 
 @pytest.mark.parametrize("text, code, where", [
     ("domain x { mailbox a { qouta 2 } }", "E0101", "qouta"),
-    ("domain x {", "E0102", ""),
+    ("domain x {", "E0102", "{"),  # the brace that is never closed
     ('hostname "abc', "E0103", '"'),
     ("hostname a ^", "E0104", "^"),
 ])

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("vm_tools")  # see tests/conftest.py
 FIXTURES = Path(__file__).parents[2] / "fixtures"
 CLASSIC = FIXTURES / "valid" / "classic" / "spec.mailspec"
 SITE = FIXTURES / "vm" / "site" / "spec.mailspec"
-MYSQL = FIXTURES / "vm" / "mysql" / "spec.mailspec"
+MYSQL = FIXTURES / "vm" / "site" / "mysql.mailspec"  # imports the site's domain file
 
 
 def test_classic_setup_delivers_to_each_user_and_the_alias(vm_site):
