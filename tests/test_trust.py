@@ -414,3 +414,23 @@ def test_an_unclosed_brace_points_at_the_brace_not_the_end(tmp_path):
     assert text[primary.start] == "{" and text.count("\n", 0, primary.start) == 2  # alice's brace
     secondary = diagnostic.labels[1].span
     assert text[secondary.start] == "}" and text.count("\n", 0, secondary.start) == 7  # the last line
+
+
+# ---------------------------------------------------------------- item 17: every syntax error
+
+
+def test_every_syntax_error_is_reported_not_just_the_first(tmp_path):
+    text = (SERVER + "domain example.com {\n  mailbox alice { qouta 2 GiB }\n"
+            '  mailbox bob { password "abc }\n  alias x -> y ^ z\n  list l { members a, b }\n'
+            "  mailbx carol { }\n}\n")
+    result = check_text(tmp_path, text)
+    found = [(d.code, result.sources[d.labels[0].span.file].position(d.labels[0].span.start).line)
+             for d in result.diagnostics]
+    assert found == [("E0101", 3), ("E0103", 4), ("E0104", 5), ("E0101", 7)]
+
+
+def test_syntax_errors_are_capped(tmp_path):
+    lines = "".join(f"  mailbox m{i} {{ qouta{i} 1 }}\n" for i in range(40))
+    result = check_text(tmp_path, SERVER + "domain a.example {\n" + lines + "}\n")
+    assert len(result.diagnostics) == 20 and all(d.code == "E0101" for d in result.diagnostics)
+    assert "stopped after 20 syntax errors" in result.diagnostics[-1].notes[-1]

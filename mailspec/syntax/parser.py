@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import re
+
+import attrs
 from importlib import resources
 
 from lark import Lark
@@ -235,11 +237,59 @@ def parse(file: str, text: str) -> tuple:
     try:
         nodes = driver.parse(file, text)
     except ParseError as error:
-        raise SpecError([_syntax_diagnostic(text, error)]) from None
+        raise SpecError(_every_syntax_error(driver, file, text, error)) from None
     deep = _too_deep(nodes)
     if deep is not None:
         raise SpecError([errors.too_deep(deep, MAX_DEPTH)])
     return nodes
+
+
+def _every_syntax_error(driver: Driver, file: str, text: str, error: ParseError) -> list:
+    """The first syntax error and those after it, up to MAX_REPORTED. To go on after an
+    error, the rest of its line is blanked out (braces kept, so blocks stay matched, and
+    every offset stays where it was) and the text is parsed again. It stops at the end of
+    the file, or when blanking makes no progress."""
+    found = [_syntax_diagnostic(text, error)]
+    seen = {error.span.start}
+    while len(found) < MAX_REPORTED:
+        blanked = _blank_rest_of_line(text, error.span.start)
+        if blanked == text:
+            break
+        text = blanked
+        try:
+            driver.parse(file, text)
+            break
+        except ParseError as later:
+            if later.span.start in seen:
+                break
+            error = later
+            seen.add(error.span.start)
+            found.append(_syntax_diagnostic(text, error))
+    if len(found) == MAX_REPORTED:
+        found[-1] = attrs.evolve(found[-1], notes=found[-1].notes + (
+            f"stopped after {MAX_REPORTED} syntax errors: fix these, then check again",))
+    return found
+
+
+def _blank_rest_of_line(text: str, start: int) -> str:
+    """`text` with spaces from `start` to the end of its line, except for the braces that
+    open or close a block beyond it (a `{ … }` pair inside the line goes too)."""
+    end = text.find("\n", start)
+    end = len(text) if end < 0 else end
+    line = list(text[start:end])
+    opened: list[int] = []
+    kept = set()
+    for index, char in enumerate(line):
+        if char == "{":
+            opened.append(index)
+        elif char == "}":
+            if opened:
+                opened.pop()
+            else:
+                kept.add(index)
+    kept.update(opened)
+    blanked = "".join(char if index in kept else " " for index, char in enumerate(line))
+    return text[:start] + blanked + text[end:]
 
 
 def _too_deep(nodes: tuple) -> Span | None:
