@@ -218,6 +218,9 @@ class Checker:
         for start in sorted(graph):
             if start in done or not graph[start]:
                 continue
+            if not any(target in graph for target, _ in graph[start]):
+                done.add(start)  # the common case: every target is a mailbox or outside
+                continue
             path: list[Address] = [start]
             on_path = {start}
             stack = [iter(graph[start])]
@@ -277,7 +280,7 @@ class Checker:
                 reply = mailbox.auto_reply
                 if reply is not None and reply.until is not None and reply.until < datetime.date.today():
                     self.out.append(errors.auto_reply_over(reply.span, address, reply.until))
-                for target, span in redirects(mailbox.sieve):
+                for target, span in redirects(mailbox.sieve) if mailbox.sieve else ():
                     target = self.canonical(target)
                     if target == address:
                         self.out.append(errors.redirect_to_itself(span, address))
@@ -312,6 +315,8 @@ def redirects(commands) -> list[tuple[Address, Span]]:
 def scripts(name: str) -> set[str]:
     """The Unicode scripts mixed within one label of a domain name (by the characters'
     names); empty when every label keeps to one script."""
+    if "xn--" not in name:  # plain ASCII: one script
+        return set()
     try:
         text = idna.decode(name)
     except (idna.IDNAError, UnicodeError):

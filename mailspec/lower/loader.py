@@ -12,6 +12,7 @@ import attrs
 
 from mailspec.diagnostics import Diagnostic, SpecError
 from mailspec.lower import errors
+from mailspec.paths import RealPaths, inside
 from mailspec.source import Source, Span
 from mailspec.syntax import Entry, parse, statement_words
 
@@ -37,8 +38,9 @@ def read_text(path: str, limit: int = MAX_SPEC_BYTES) -> str:
         found = os.fstat(descriptor)
         if not stat.S_ISREG(found.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", path)
-        data = handle.read(limit + 1)
-    if len(data) > limit:
+        # read(limit + 1) would allocate the whole limit for every file: check the size first
+        data = b"" if found.st_size > limit else handle.read()
+    if found.st_size > limit or len(data) > limit:
         raise OSError(errno.EFBIG, f"larger than {limit // 1024} KiB, the limit for this file", path)
     try:
         return data.decode("utf-8")
@@ -61,10 +63,10 @@ def plausible(text: str) -> bool:
     return bool(difflib.get_close_matches(first.group(1), statement_words(), n=1, cutoff=0.75))
 
 
-def within(path: str, roots: tuple[str, ...]) -> bool:
+def within(path: str, roots: tuple[str, ...], paths: RealPaths | None = None) -> bool:
     """Whether `path`, all links followed, lies under one of `roots` (real paths)."""
-    real = os.path.realpath(path)
-    return any(os.path.commonpath([real, root]) == root for root in roots)
+    real = (paths or RealPaths()).of(path)
+    return any(inside(real, root) for root in roots)
 
 
 def identity(path: str) -> tuple[int, int]:
@@ -84,6 +86,7 @@ def load(roots: list[str], import_roots: tuple[str, ...] = ()) -> Loaded:
     """Load `roots` (paths as the user gave them). OSError for an unreadable root."""
     loaded = Loaded()
     trees = allowed_roots(roots, import_roots)
+    paths = RealPaths()
     first_import: dict[tuple[int, int], Span | None] = {}
     stack: list[tuple[int, int]] = []  # files being loaded, for cycle detection
     names: dict[tuple[int, int], str] = {}  # file -> display path
@@ -131,7 +134,7 @@ def load(roots: list[str], import_roots: tuple[str, ...] = ()) -> Loaded:
                 loaded.diagnostics.append(errors.duplicate_import(target.span, display, first_import[real]))
             return
         first_import[real] = target.span
-        if not within(display, trees):
+        if not within(display, trees, paths):
             loaded.diagnostics.append(errors.import_outside(target.span, display, trees))
             return
         try:

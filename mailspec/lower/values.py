@@ -138,15 +138,15 @@ def local_part(text: str, delimiter: str = "+") -> str:
         raise Invalid(f"`{text}` is not a valid local part",
                       "use letters, digits and ! # $ % & ' * / = ? ^ _ ` { | } ~ -, with dots "
                       "between them")
-    _no_leading_hash(text)
+    if text[0] == "#":
+        _leading_hash(text)
     return text.lower()
 
 
-def _no_leading_hash(local: str) -> None:
-    if local.startswith("#"):
-        raise Invalid(f"`{local}` starts with `#`",
-                      "Postfix and Dovecot read a table line that starts with `#` as a comment: "
-                      "choose a local part that does not")
+def _leading_hash(local: str) -> None:
+    raise Invalid(f"`{local}` starts with `#`",
+                  "Postfix and Dovecot read a table line that starts with `#` as a comment: "
+                  "choose a local part that does not")
 
 
 def address(text: str, default_domain: str | None) -> tuple[Address, bool]:
@@ -158,13 +158,15 @@ def address(text: str, default_domain: str | None) -> tuple[Address, bool]:
             raise Invalid(f"`{text}` is not a valid local part or address",
                           "use letters, digits and ! # $ % & ' * + / = ? ^ _ ` { | } ~ -, with dots "
                           "between them")
-        _no_leading_hash(text)
+        if text[0] == "#":
+            _leading_hash(text)
         return Address(text.lower(), default_domain), True
     local, _, host = text.rpartition("@")
     if not local or not _LOCAL_WITH_PLUS.fullmatch(local):
         raise Invalid(f"`{text}` is not a valid address",
                       "an address is local@domain, like `bob@example.net`")
-    _no_leading_hash(local)
+    if local[0] == "#":
+        _leading_hash(local)
     return Address(local.lower(), domain(host)), False
 
 
@@ -244,6 +246,8 @@ def weak_hash(found: Password) -> str | None:
         cost = int(re.search(r"\$2[abxy]?\$(\d\d)\$", text).group(1))
         return f"cost {cost:02d}, below 10" if cost < 10 else None
     if found.scheme in ("SHA512-CRYPT", "SHA256-CRYPT"):
+        if "$rounds=" not in text:  # the default, 5000
+            return None
         rounds = re.search(r"\$rounds=(\d+)\$", text)
         return f"{rounds.group(1)} rounds, below 5000" if rounds and int(rounds.group(1)) < 5000 else None
     if found.scheme.startswith("ARGON2"):

@@ -146,9 +146,11 @@ class FastParser:
             kind = self.kinds[self.index]
         if kind == "{":
             self.index += 1
-            self._nest(1)
+            self.depth += 1  # inline _nest: this runs for every block of the spec
+            if self.depth > MAX_DEPTH:
+                raise Fallback
             body = tuple(self._items("}"))
-            self._nest(-1)
+            self.depth -= 1
             end = self._expect("}").span
         return Entry(key.value, key.span, values, targets, body, Span(key.span.file, key.span.start,
                                                                        end.end))

@@ -1,0 +1,24 @@
+"""Real paths (every link followed) for many files in few directories: one realpath per
+directory, and one more only for a file that is itself a link."""
+
+from __future__ import annotations
+
+import os
+
+
+class RealPaths:
+    def __init__(self):
+        self.directories: dict[str, str] = {}
+
+    def of(self, path: str) -> str:
+        if os.path.islink(path):
+            return os.path.realpath(path)
+        parent, name = os.path.split(os.path.abspath(path))
+        if parent not in self.directories:
+            self.directories[parent] = os.path.realpath(parent)
+        return os.path.join(self.directories[parent], name)
+
+
+def inside(path: str, directory: str) -> bool:
+    """Whether real path `path` is `directory` or lies under it."""
+    return os.path.commonpath([path, directory]) == directory
