@@ -199,7 +199,8 @@ def compile_command(files: tuple[str, ...], output: str, prefix: str, ports: tup
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="The state directory for the CA and the server key and certificate.")
-def certs_command(files: tuple[str, ...], out: str) -> None:
+@IMPORT_ROOTS
+def certs_command(files: tuple[str, ...], out: str, import_roots: tuple[str, ...]) -> None:
     """Create a private CA and a server certificate for the spec's mail names.
 
     The server certificate covers the hostname and `mail.<domain>` for every served
@@ -211,7 +212,7 @@ def certs_command(files: tuple[str, ...], out: str) -> None:
     Examples:
       mailspec certs site.mailspec --out /var/lib/mailspec/tls
     """
-    result = check_lowered(_load(files))
+    result = check_lowered(_load(files, import_roots))
     if not result.ok:
         _report(result, "human")
         sys.exit(EXIT_SPEC)
@@ -232,7 +233,9 @@ def certs_command(files: tuple[str, ...], out: str) -> None:
               help="A MySQL option file with the password in its [mailspec] group, "
                    "or a file that holds only the password.")
 @click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
-def apply_command(files: tuple[str, ...], url: str, password_file: str | None, dry_run: bool) -> None:
+@IMPORT_ROOTS
+def apply_command(files: tuple[str, ...], url: str, password_file: str | None, dry_run: bool,
+                  import_roots: tuple[str, ...]) -> None:
     """Make the live database equal to the spec (for the mysql backend).
 
     Prints the plan: rows to add, change and remove, per domain. Without --dry-run it
@@ -247,7 +250,7 @@ def apply_command(files: tuple[str, ...], url: str, password_file: str | None, d
     """
     from mailspec import apply as applying  # pymysql is only needed here
 
-    result = check_lowered(_load(files))
+    result = check_lowered(_load(files, import_roots))
     if not result.ok:
         _report(result, "human")
         sys.exit(EXIT_SPEC)
