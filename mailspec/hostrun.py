@@ -23,10 +23,6 @@ from mailspec import install, model
 from mailspec.backends.dovecot import home_template
 from mailspec.layout import Layout
 
-# Files in the deploy's postfix/ that are not lmdb map sources.
-_NOT_MAPS = {"main.cf", "master.cf", "plus_disabled"}
-
-
 class HostRunError(Exception):
     pass
 
@@ -129,7 +125,7 @@ class HostServer:
                 path.write_text(install.postfix_mysql_table(path.read_text(), password))
                 os.chmod(path, 0o640)
                 shutil.chown(path, "root", "postfix")
-            elif path.is_file() and path.name not in _NOT_MAPS and not path.name.endswith(".lmdb"):
+            elif path.is_file() and install.is_map_source(path.name):
                 _run("postmap", f"lmdb:{path}")
         # Postfix waits for table files younger than a second: these are final now.
         old = time.time() - 5
