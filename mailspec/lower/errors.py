@@ -46,9 +46,9 @@ def import_not_top_level(span: Span) -> Diagnostic:
                             "inside a block", help="move the import out of the block")
 
 
-def unknown_keyword(span: Span, key: str, block: str, allowed: list[str], home: str | None) -> Diagnostic:
-    notes = [f"`{key}` belongs in {home}"] if home else []
-    hint = did_you_mean(key, allowed) if not home else None
+def unknown_keyword(span: Span, key: str, block: str, allowed: list[str], homes: tuple[str, ...]) -> Diagnostic:
+    notes = [f"`{key}` belongs in {' or '.join(homes)}"] if homes else []
+    hint = did_you_mean(key, allowed) if not homes else None
     return Diagnostic.error("E0301", f"`{key}` is not allowed in {block}", span, "not allowed here",
                             notes=notes, help=hint or f"allowed here: {', '.join(sorted(allowed))}")
 

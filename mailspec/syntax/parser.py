@@ -10,6 +10,7 @@ from importlib import resources
 
 from lark import Lark
 
+from mailspec import language
 from mailspec.diagnostics import SpecError
 from mailspec.source import Span
 from mailspec.syntax import errors
@@ -164,7 +165,10 @@ def _callback_for(rule):
 
 @functools.cache
 def _grammar() -> str:
-    return resources.files("mailspec.grammar").joinpath("mailspec.lark").read_text("utf-8")
+    """grammar/mailspec.lark with the statement keywords of the language schema."""
+    text = resources.files("mailspec.grammar").joinpath("mailspec.lark").read_text("utf-8")
+    keywords = " | ".join(f'"{k}"' for k in language.statement_keywords())
+    return text.replace("!key: KEYWORDS\n", f"!key: {keywords}\n", 1)
 
 
 @functools.cache

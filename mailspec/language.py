@@ -1,0 +1,272 @@
+"""The language, described once as data: every block, and for each of its keywords the
+value it takes, whether it repeats, which block its `{ }` holds, the model field it
+fills, an example and a one-line description. Defaults are the model's own.
+
+Read from here: the lowering's generic walk (lower/lower.py), the grammar's statement
+keywords (syntax/parser.py fills them into grammar/mailspec.lark), "not allowed here",
+"did you mean" and "belongs in" (lower/errors.py), and the generated reference.
+tests/test_language.py holds the schema to the model and the grammar.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Callable
+
+import attrs
+
+from mailspec import model
+from mailspec.lower import parsers, values
+
+
+# ---------------------------------------------------------------- what a keyword takes
+
+@attrs.frozen
+class One:
+    """One value, read by `parse(text, *args)`."""
+
+    parse: Callable
+    expected: str
+    args: tuple = ()
+
+
+@attrs.frozen
+class Many:
+    """One or more values, each read by `parse`; kept sorted (and without repeats when
+    `unique`). `named` wraps each in a spanned record, as domain aliases are."""
+
+    parse: Callable
+    expected: str
+    unique: bool = True
+    named: type | None = None
+
+
+@attrs.frozen
+class Flag:
+    """No value (yes), or `yes`/`no`."""
+
+    expected: str = "no value, or yes or no"
+
+
+@attrs.frozen
+class Refs:
+    """Addresses; `single` takes exactly one, `external` allows `external a@b.org`."""
+
+    expected: str = "one or more addresses"
+    single: bool = False
+    external: bool = False
+
+
+@attrs.frozen
+class Nested:
+    """A `{ }` block of its own, lowered by the generic walk into the block's model."""
+
+    expected: str = "a `{ }` block"
+
+
+@attrs.frozen
+class Custom:
+    """Lowered by the Lowerer method of this name: method(entry, domain) -> value."""
+
+    method: str
+    expected: str
+
+
+Takes = One | Many | Flag | Refs | Nested | Custom
+
+
+@attrs.frozen
+class Keyword:
+    name: str
+    takes: Takes
+    about: str  # one line, for the reference
+    example: str  # the whole statement, as a user writes it
+    field: str = attrs.field(default=attrs.Factory(lambda self: self.name, takes_self=True))
+    repeats: bool = False
+    block: str | None = None  # the name of the Block its `{ }` holds
+    arrow: bool = False  # takes `-> targets`
+    order: Callable | None = None  # sort key of a repeated keyword's items
+
+
+@attrs.frozen
+class Block:
+    name: str  # as messages say it: "a domain block"
+    model: type | None  # what the generic walk builds; None: the keyword's method builds it
+    keywords: tuple[Keyword, ...]
+    example: str
+    required: tuple[str, ...] = ()
+    sieve: bool = False  # holds `sieve { … }`
+
+    @functools.cached_property
+    def by_name(self) -> dict[str, Keyword]:
+        return {k.name: k for k in self.keywords}
+
+    def default(self, keyword: Keyword):
+        """The model's default for the field a keyword fills."""
+        return attrs.fields_dict(self.model)[keyword.field].default
+
+
+_BY_LOCAL = operator.attrgetter("local")
+_EXAMPLE_HASH = "{BLF-CRYPT}$2b$12$kzG3XsKKk69ThdbfVMwX1eMWZHKJwDAyAU8QZJ9F/TLmMkWvtFQ1."
+_SIZE = "a size like `25 MiB`"
+_PATH = "a file path"
+
+
+def _address_or_domain(text: str) -> str:
+    if "@" in text:
+        return str(values.address(text, None)[0])
+    return values.domain(text)
+
+
+# ---------------------------------------------------------------- the blocks
+
+TOP = Block("the top level of a file", None, (
+    Keyword("import", Custom("imported", "a quoted file path"), "reads another spec file, relative to this one",
+            'import "domains/example.com.mailspec"'),
+    Keyword("server", Custom("server", "a `{ }` block"), "the server: exactly one per spec",
+            "server { hostname mail.example.com }", block="the server block"),
+    Keyword("domain", Custom("domain", "a domain name"), "a domain this server receives mail for",
+            "domain example.com { mailbox alice { password \"{BLF-CRYPT}…\" } }",
+            repeats=True, block="a domain block"),
+), "server { hostname mail.example.com }")
+
+SERVER = Block("the server block", model.Server, (
+    Keyword("hostname", One(values.hostname, "a host name"), "the server's public host name, in its "
+            "greeting and certificate", "hostname mail.example.com"),
+    Keyword("networks", Custom("networks", "one or more networks"), "networks trusted to relay "
+            "without logging in (wider than /8 only as `unsafe`)", "networks 192.168.1.0/24"),
+    Keyword("tls", Custom("tls", "a `{ }` block"), "the certificate and key the daemons serve", 'tls { cert "/etc/ssl/mail.pem"; '
+            'key "/etc/ssl/private/mail.key" }', block="a tls block"),
+    Keyword("backend", Custom("backend", "`files` or `mysql`"), "where the daemons look up users and "
+            "addresses", "backend mysql { database mail }", block="a mysql backend block"),
+    Keyword("message_size_limit", One(values.limit_size, _SIZE), "the largest message accepted",
+            "message_size_limit 50 MiB"),
+    Keyword("mail_location", One(parsers.mail_location, "a location string"), "where Dovecot keeps "
+            "each user's mail", 'mail_location "maildir:/var/mail/vhosts/%d/%n"'),
+    Keyword("vmail", Nested(), "the system user that owns the mail", "vmail { user vmail; uid 5000; "
+            "gid 5000 }", block="a vmail block"),
+    Keyword("recipient_delimiter", One(parsers.delimiter, "one character"), "the character of "
+            "plus addressing", 'recipient_delimiter "-"'),
+    Keyword("relay_host", One(parsers.relay_host, "a host like `[smtp.example.com]:587`"),
+            "send all outgoing mail through this host", "relay_host [smtp.example.net]:587"),
+    Keyword("filters", Nested(), "senders and recipients to refuse, and the spam folder",
+            "filters { reject_sender spam@bad.example }", block="the filters block"),
+), "server { hostname mail.example.com }", required=("hostname",))
+
+TLS = Block("a tls block", model.Tls, (
+    Keyword("cert", One(parsers.daemon_path, _PATH), "the certificate chain, PEM",
+            'cert "/etc/ssl/mail.pem"'),
+    Keyword("key", One(parsers.daemon_path, _PATH), "its private key, PEM; needs `cert`",
+            'key "/etc/ssl/private/mail.key"'),
+), 'tls { cert "/etc/ssl/…pem"; key "/etc/ssl/…key" }')
+
+VMAIL = Block("a vmail block", model.Vmail, (
+    Keyword("user", One(parsers.system_name, "a user name"), "its name", "user vmail"),
+    Keyword("uid", One(values.integer, "a number", (1,)), "its user id", "uid 5000"),
+    Keyword("gid", One(values.integer, "a number", (1,)), "its group id", "gid 5000"),
+), "vmail { user vmail; uid 5000; gid 5000 }")
+
+MYSQL = Block("a mysql backend block", model.Backend, (
+    Keyword("host", One(values.hostname, "a host name"), "the database server", "host db.example.com"),
+    Keyword("port", One(values.integer, "a port number", (1, 65535)), "its port", "port 3306"),
+    Keyword("socket", One(parsers.daemon_path, "a socket path"), "its local socket, instead of host",
+            'socket "/run/mysqld/mysqld.sock"'),
+    Keyword("database", One(parsers.system_name, "a database name"), "the database", "database mail"),
+    Keyword("user", One(parsers.system_name, "a user name"), "the user the daemons log in as",
+            "user mailspec"),
+    Keyword("password_file", One(parsers.daemon_path, _PATH), "the file holding that user's password, "
+            "read on the server", 'password_file "/etc/mailspec/mysql.password"'),
+), "backend mysql { database mail }")
+
+FILTERS = Block("the filters block", model.Filters, (
+    Keyword("reject_sender", Many(_address_or_domain, "addresses or domains"), "refuse mail from "
+            "these senders", "reject_sender spam@bad.example, bad.example", field="reject_senders"),
+    Keyword("reject_recipient", Many(_address_or_domain, "addresses or domains"), "refuse mail to "
+            "these recipients", "reject_recipient old@example.com", field="reject_recipients"),
+    Keyword("spam_folder", One(values.folder, "a folder name"), "file spam into this folder",
+            "spam_folder Junk"),
+    Keyword("spam_score", One(values.integer, "a whole number"), "the score from which a message is "
+            "spam", "spam_score 5"),
+    Keyword("own_domains_from_outside", Flag(), "accept our own domains as senders on port 25 (unsafe)",
+            "own_domains_from_outside yes"),
+), "filters { reject_sender spam@bad.example }")
+
+DOMAIN = Block("a domain block", model.Domain, (
+    Keyword("also", Many(values.domain, "one or more domain names", unique=False, named=model.DomainName),
+            "other names of this domain: the same users at each", "also example.org", repeats=True,
+            order=operator.attrgetter("name")),
+    Keyword("catch_all", Refs("one address", single=True), "where mail to unknown addresses goes",
+            "catch_all alice"),
+    Keyword("plus_addressing", Flag(), "deliver alice+tag to alice (on by default)", "plus_addressing no"),
+    Keyword("limits", Nested(), "limits for the domain as a whole", "limits { mailboxes 50 }",
+            block="a limits block"),
+    Keyword("mailbox", Custom("mailbox", "one name"), "a user who can log in and receive mail",
+            'mailbox alice { password "{BLF-CRYPT}…" }', field="mailboxes", repeats=True,
+            block="a mailbox block", order=_BY_LOCAL),
+    Keyword("alias", Custom("alias", "one name"), "an address that forwards to others",
+            "alias sales -> alice, bob@example.net", field="aliases", repeats=True, arrow=True,
+            order=_BY_LOCAL),
+    Keyword("list", Custom("mailing_list", "one name"), "a mailing list", "list team { members alice, bob }",
+            field="lists", repeats=True, block="a list block", order=_BY_LOCAL),
+), "domain example.com { mailbox alice { password \"…\" } }")
+
+LIMITS = Block("a limits block", model.Limits, (
+    Keyword("mailboxes", One(values.integer, "a whole number"), "the most mailboxes", "mailboxes 50"),
+    Keyword("quota", One(values.limit_size, "a size like `10 GiB`"), "the most that all mailbox quotas "
+            "add up to", "quota 10 GiB"),
+    Keyword("message_size", One(values.limit_size, _SIZE), "the largest message to the domain",
+            "message_size 25 MiB"),
+), "limits { mailboxes 50; quota 10 GiB; message_size 25 MiB }")
+
+MAILBOX = Block("a mailbox block", model.Mailbox, (
+    Keyword("password", Custom("mailbox_password", "one quoted hash"), "the password hash, as "
+            "`doveadm pw` makes it", f'password "{_EXAMPLE_HASH}"'),
+    Keyword("password_file", Custom("mailbox_password_file", _PATH), "a file holding the hash, "
+            "read at compile time", 'password_file "secrets/alice.hash"', field="password"),
+    Keyword("quota", One(values.limit_size, "a size like `2 GiB`"), "the most mail kept", "quota 2 GiB"),
+    Keyword("aliases", Refs(), "more addresses that deliver here", "aliases al, a.smith"),
+    Keyword("forward", Refs(), "send a copy of each message on", "forward alice@example.net",
+            field="forwards"),
+    Keyword("keep_copy", Flag(), "with forward: keep a copy here too", "keep_copy"),
+    Keyword("send_only", Flag(), "sends, but receives no mail", "send_only"),
+    Keyword("send_as", Refs(external=True), "other addresses this login may send as",
+            "send_as sales, external alice@example.net"),
+    Keyword("auto_reply", Nested(), "an away message", 'auto_reply { subject "Away"; body "Back on '
+            'Monday." }', block="an auto_reply block"),
+), 'mailbox alice { password "…" }', sieve=True)
+
+AUTO_REPLY = Block("an auto_reply block", model.AutoReply, (
+    Keyword("subject", One(parsers.one_line, "one quoted string"), "its subject", 'subject "Away"'),
+    Keyword("body", One(parsers.any_text, "one quoted string"), "its text", 'body "Back on Monday."'),
+    Keyword("until", One(values.date, "a date like 2026-12-31"), "the last day it is sent",
+            "until 2099-12-31"),
+    Keyword("days", One(values.integer, "a number of days", (1, 365)), "how often one sender gets it",
+            "days 7"),
+), 'auto_reply { subject "Away"; body "Back on Monday."; until 2026-12-31 }', required=("subject", "body"))
+
+LIST = Block("a list block", model.MailingList, (
+    Keyword("members", Refs(), "who receives the list's mail", "members alice, bob@example.net"),
+    Keyword("post", One(parsers.post, "anyone, members or announcer"), "who may post", "post members"),
+    Keyword("announcer", Refs("one address", single=True), "with `post announcer`: who that is",
+            "announcer alice"),
+    Keyword("require_auth", Flag(), "posters must log in", "require_auth"),
+), "list team { members alice, bob }", required=("members",))
+
+BLOCKS = {b.name: b for b in (TOP, SERVER, TLS, VMAIL, MYSQL, FILTERS, DOMAIN, LIMITS, MAILBOX,
+                              AUTO_REPLY, LIST)}
+
+
+def statement_keywords() -> tuple[str, ...]:
+    """Every keyword that starts a statement, in schema order, each once."""
+    return tuple(dict.fromkeys(k.name for b in BLOCKS.values() for k in b.keywords))
+
+
+@functools.cache
+def homes() -> dict[str, tuple[str, ...]]:
+    """keyword -> the blocks it is allowed in."""
+    found: dict[str, list[str]] = {}
+    for block in BLOCKS.values():
+        for keyword in block.keywords:
+            found.setdefault(keyword.name, []).append(block.name)
+    return {k: tuple(v) for k, v in found.items()}
