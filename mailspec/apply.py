@@ -147,7 +147,7 @@ def diff(current: dict[str, list[tuple]], wanted: Rows) -> tuple[Change, ...]:
             elif key not in want:
                 changes.append(Change("-", table, have[key]))
             elif tuple(have[key]) != tuple(want[key]):
-                changed = tuple(c for c, a, b in zip(columns, have[key], want[key]) if a != b)
+                changed = tuple(c for c, a, b in zip(columns, have[key], want[key], strict=True) if a != b)
                 changes.append(Change("~", table, want[key], changed))
     return tuple(changes)
 
@@ -188,7 +188,7 @@ def read_rows(cursor) -> dict[str, list[tuple]]:
         select = ", ".join("d.name" if c == "domain" else f"t.{c}" for c in columns)
         join = " LEFT JOIN virtual_domains d ON d.id = t.domain_id" if "domain" in columns else ""
         cursor.execute(f"SELECT {select} FROM {table} t{join}")
-        current[table] = [tuple(bool(v) if c == "send_only" else v for c, v in zip(columns, row))
+        current[table] = [tuple(bool(v) if c == "send_only" else v for c, v in zip(columns, row, strict=True))
                           for row in cursor.fetchall()]
     return current
 
@@ -212,7 +212,7 @@ def _execute(cursor, change: Change) -> None:
     if change.action == "+":
         cursor.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(values)})", row)
     else:
-        assignments = ", ".join(f"{n} = {v}" for n, v in zip(names[size:], values[size:]))
+        assignments = ", ".join(f"{n} = {v}" for n, v in zip(names[size:], values[size:], strict=True))
         cursor.execute(f"UPDATE {table} SET {assignments} WHERE {_where(table)}", row[size:] + row[:size])
 
 

@@ -34,7 +34,7 @@ class Background:
                 outcome = ("ok", self.function())
             except OSError as error:
                 outcome = ("oserror", (error.errno, error.strerror, error.filename))
-            except BaseException as error:  # reported by the parent as an internal error
+            except BaseException as error:  # noqa: BLE001  (reported by the parent as an internal error)
                 outcome = ("bug", f"{type(error).__name__}: {error}")
             with os.fdopen(write_end, "wb") as pipe:
                 pickle.dump(outcome, pipe)

@@ -69,7 +69,7 @@ def _load_or_create_ca(out: str, hostname: str, now: datetime.datetime):
 def make_certificates(spec: model.Spec, out: str) -> dict[str, str]:
     """Write ca.key, ca.crt, server.key and server.crt (with the chain) into `out`."""
     os.makedirs(out, mode=0o700, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     ca_key, ca_cert = _load_or_create_ca(out, spec.server.hostname, now)
     key = ec.generate_private_key(ec.SECP256R1())
     names = mail_names(spec)

@@ -12,15 +12,15 @@ import attrs
 import click
 
 from mailspec import __version__, model
+from mailspec.certs import make_certificates
+from mailspec.deploydir import TargetError
 from mailspec.diagnostics import SpecError, render_all_json, render_all_text
+from mailspec.layout import Layout, Ports
 from mailspec.lower.loader import read_text
 from mailspec.lower.parsers import daemon_path
 from mailspec.lower.values import Invalid
-from mailspec.source import Source
-from mailspec.certs import make_certificates
-from mailspec.deploydir import TargetError
-from mailspec.layout import Layout, Ports
 from mailspec.pipeline import Lowered, Result, check_lowered, compile_to, lower
+from mailspec.source import Source
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 MAX_PREFIX = 60
@@ -108,7 +108,7 @@ class _Group(click.Group):
             sys.stderr.write("error: internal error in mailspec (the spec is nested too deeply for "
                              "a pass); please report it with the spec that caused it\n")
             sys.exit(EXIT_INTERNAL)
-        except Exception as error:  # a bug in mailspec, never the user's fault: no traceback
+        except Exception as error:  # noqa: BLE001  (a bug in mailspec, never the user's fault: no traceback)
             click.echo(f"error: internal error in mailspec ({type(error).__name__}: {error}); "
                        "please report it with the spec that caused it", err=True)
             sys.exit(EXIT_INTERNAL)
@@ -245,7 +245,8 @@ def apply_command(files: tuple[str, ...], url: str, password_file: str | None, d
 
     \b
     Examples:
-      mailspec apply site.mailspec --db mysql://mailspec@localhost/mail --password-file /etc/mailspec/mysql.cnf --dry-run
+      mailspec apply site.mailspec --db mysql://mailspec@localhost/mail \\
+          --password-file /etc/mailspec/mysql.cnf --dry-run
       mailspec apply site.mailspec --db 'mysql://mailspec@localhost/mail?socket=/run/mysqld/mysqld.sock'
     """
     from mailspec import apply as applying  # pymysql is only needed here

@@ -23,6 +23,7 @@ from mailspec import install, model
 from mailspec.backends.dovecot import home_template
 from mailspec.layout import Layout
 
+
 class HostRunError(Exception):
     pass
 

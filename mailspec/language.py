@@ -19,7 +19,6 @@ import attrs
 from mailspec import model
 from mailspec.lower import parsers, values
 
-
 # ---------------------------------------------------------------- what a keyword takes
 
 @attrs.frozen
@@ -136,8 +135,8 @@ SERVER = Block("the server block", model.Server, (
             "greeting and certificate", "hostname mail.example.com"),
     Keyword("networks", Custom("networks", "one or more networks"), "networks trusted to relay "
             "without logging in (wider than /8 only as `unsafe`)", "networks 192.168.1.0/24"),
-    Keyword("tls", Custom("tls", "a `{ }` block"), "the certificate and key the daemons serve", 'tls { cert "/etc/ssl/mail.pem"; '
-            'key "/etc/ssl/private/mail.key" }', block="a tls block"),
+    Keyword("tls", Custom("tls", "a `{ }` block"), "the certificate and key the daemons serve",
+            'tls { cert "/etc/ssl/mail.pem"; key "/etc/ssl/private/mail.key" }', block="a tls block"),
     Keyword("backend", Custom("backend", "`files` or `mysql`"), "where the daemons look up users and "
             "addresses", "backend mysql { database mail }", block="a mysql backend block"),
     Keyword("message_size_limit", One(values.limit_size, _SIZE), "the largest message accepted",

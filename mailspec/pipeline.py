@@ -9,13 +9,13 @@ import os
 import attrs
 
 from mailspec import model
-from mailspec.background import Background
 from mailspec.backends import dovecot, postfix, sieve, sql
+from mailspec.background import Background
 from mailspec.check import check_spec
-from mailspec.diagnostics import Diagnostic
-from mailspec.layout import DEFAULT, Layout
 from mailspec.deploydir import Staging, resolve
+from mailspec.diagnostics import Diagnostic
 from mailspec.emit import BACKENDS, emit_all, emit_backends, manifest, mode
+from mailspec.layout import DEFAULT, Layout
 from mailspec.lower.loader import allowed_roots, load
 from mailspec.lower.lower import Lowerer
 from mailspec.source import Source

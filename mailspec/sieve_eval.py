@@ -19,7 +19,6 @@ import attrs
 
 from mailspec import model
 
-
 _ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 

@@ -12,6 +12,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
+.venv/bin/ruff check .  # the lint rules are in pyproject.toml
 set +e
 .venv/bin/python -m pytest -n 2 -q -p no:cacheprovider tests
 status=$?

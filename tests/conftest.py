@@ -10,11 +10,11 @@ import attrs
 import hypothesis
 import hypothesis.database
 import pytest
-
-from mailspec.pipeline import check, compile_files
 from needs import need_root, need_tool  # noqa: F401  (re-exported to the test modules)
 
-pytest_plugins = ["mailspec.vmtests.plugin"]  # the VM tier's fixtures (tests/vm)
+from mailspec.pipeline import check, compile_files
+
+pytest_plugins = ["mailspec.vmtests.plugin", "hosttier"]  # the VM tier's fixtures (tests/vm), the host tier's
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,7 +72,7 @@ def declared_addresses(spec) -> list[str]:
     for domain in spec.domains:
         names = [domain.name, *(a.name for a in domain.also)]
         locals_ = [m.local for m in domain.mailboxes] + [a.local for a in domain.aliases] + \
-                  [l.local for l in domain.lists] + \
+                  [x.local for x in domain.lists] + \
                   [r.address.local for m in domain.mailboxes for r in m.aliases]
         for local in locals_:
             addresses += [f"{local}@{name}" for name in names]
@@ -91,7 +91,7 @@ def write_tree(files: dict[str, str], target: Path) -> None:
 @pytest.fixture(scope="session")
 def mariadb():
     """A private MariaDB server for this test session (each xdist worker has its own)."""
-    from mariadb import MariaDB, throwaway_dir
+    from mariadb_server import MariaDB, throwaway_dir
 
     need_root()
     need_tool("mariadbd")

@@ -17,7 +17,7 @@ from pathlib import Path
 import attrs
 import pytest
 from conftest import need_root, need_tool
-from mariadb import DB_PASSWORD, DB_USER, free_ports
+from mariadb_server import DB_PASSWORD, DB_USER, free_ports
 
 from mailspec.certs import make_certificates
 from mailspec.hostrun import HostServer
@@ -142,7 +142,8 @@ class Running:
 
 
 def message(subject: str, sender: str, to: str, body: str = "hello") -> str:
-    return f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: <{subject.replace(' ', '.')}@t>\r\n\r\n{body}\r\n"
+    message_id = f"<{subject.replace(' ', '.')}@t>"
+    return f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: {message_id}\r\n\r\n{body}\r\n"
 
 
 @pytest.fixture(scope="module", params=["files", "mysql"])

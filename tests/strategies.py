@@ -17,7 +17,7 @@ GAPS = st.sampled_from([" ", "\n", "  ", " # note\n", "\t", ""])
 def joined(tokens: list[str]):
     """The tokens as text, each followed by whitespace, a comment or nothing."""
     return st.lists(GAPS, min_size=len(tokens), max_size=len(tokens)).map(
-        lambda gaps: "".join(t + g for t, g in zip(tokens, gaps)))
+        lambda gaps: "".join(t + g for t, g in zip(tokens, gaps, strict=True)))
 
 
 SIEVE_TEST = st.deferred(lambda: st.one_of(

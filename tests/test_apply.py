@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from conftest import valid_spec
-from mailspec.backends.sql.rows import build
-from mariadb import DB_PASSWORD, DB_USER
+from mariadb_server import DB_PASSWORD, DB_USER
 
 from mailspec import apply as applying
+from mailspec.backends.sql.rows import build
 from mailspec.pipeline import check
 
 USER, PASSWORD = DB_USER, DB_PASSWORD

@@ -13,7 +13,8 @@ from mailspec.certs import mail_names
 
 
 def run_certs(spec, out):
-    return subprocess.run([sys.executable, "-m", "mailspec", "certs", str(spec), "--out", str(out)], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "mailspec", "certs", str(spec), "--out", str(out)],
+                          capture_output=True, text=True)
 
 
 def test_certificates_verify_for_every_mail_name(tmp_path):

@@ -4,7 +4,6 @@ Regenerate after an intended change with MAILSPEC_UPDATE_GOLDEN=1 and review the
 import os
 
 import pytest
-
 from conftest import ROOT, VALID, checked, compile_fixture, valid_spec, write_tree
 
 from mailspec.backends.sql.rows import build

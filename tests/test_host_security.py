@@ -11,7 +11,7 @@ import subprocess
 import time
 
 import pytest
-from hosttier import HOSTNAME, running  # noqa: F401  (fixture)
+from hosttier import HOSTNAME
 
 UNTRUSTED = "127.0.0.3"
 TRUSTED = "127.0.0.1"

@@ -8,9 +8,9 @@ import time
 
 import pytest
 from conftest import examples
+from hosttier import PASSWORDS, message
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from hosttier import PASSWORDS, message, outside, running  # noqa: F401  (fixtures)
 
 from mailspec.semantics import may_send
 

@@ -122,6 +122,6 @@ def test_a_misspelt_keyword_gets_the_nearest_of_its_block():
 
 
 def test_the_walk_parses_the_examples_as_one_statement_each():
-    for block, keyword in KEYWORDS:
+    for _block, keyword in KEYWORDS:
         nodes = parse("example", keyword.example)
         assert len(nodes) == 1 and nodes[0].key == keyword.name, keyword.example

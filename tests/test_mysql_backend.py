@@ -20,12 +20,12 @@ from conftest import (
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mariadb_server import DB_PASSWORD, DB_USER, MariaDB, option_file
+
+from mailspec import install, model
 from mailspec.backends.postfix import mysql as postfix_mysql
 from mailspec.backends.sql import literal
 from mailspec.backends.sql.rows import COLUMNS, build
-from mariadb import DB_PASSWORD, DB_USER, MariaDB, option_file
-
-from mailspec import install, model
 from mailspec.emit import emit_all
 
 USER, PASSWORD = DB_USER, DB_PASSWORD
@@ -55,7 +55,7 @@ def test_seed_round_trips_every_row(mariadb, tmp_path):
             select = ", ".join("d.name" if c == "domain" else f"t.{c}" for c in columns)
             join = "LEFT JOIN virtual_domains d ON d.id = t.domain_id" if "domain" in columns else ""
             cursor.execute(f"SELECT {select} FROM {table} t {join}")
-            got = sorted(tuple(bool(v) if c == "send_only" else v for c, v in zip(columns, row))
+            got = sorted(tuple(bool(v) if c == "send_only" else v for c, v in zip(columns, row, strict=True))
                          for row in cursor.fetchall())
             assert got == sorted(wanted[table]), table
     assert ("o'brien@example.com",) in {r[:1] for r in wanted["virtual_users"]}

@@ -8,9 +8,17 @@ import shutil
 import subprocess
 
 import pytest
-
-from conftest import VALID, checked, compile_fixture, declared_addresses, need_root, need_tool, \
-    valid_spec, with_backend, write_tree
+from conftest import (
+    VALID,
+    checked,
+    compile_fixture,
+    declared_addresses,
+    need_root,
+    need_tool,
+    valid_spec,
+    with_backend,
+    write_tree,
+)
 
 from mailspec import install, model
 from mailspec.emit import emit_all

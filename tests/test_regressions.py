@@ -13,6 +13,7 @@ from mailspec.diagnostics import render_all_text
 from mailspec.pipeline import check
 from mailspec.semantics import may_receive, may_send, resolve
 
+
 def model_of(tmp_path, text: str):
     path = tmp_path / "spec.mailspec"
     path.write_text(text)

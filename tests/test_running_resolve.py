@@ -17,7 +17,7 @@ from pathlib import Path
 from conftest import examples, need_root, need_tool
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
-from mariadb import free_ports
+from mariadb_server import free_ports
 from specgen import SPECS, addresses, render
 
 from mailspec.certs import make_certificates
@@ -96,7 +96,8 @@ def test_a_running_postfix_delivers_where_resolve_says(spec, data):
                 if accepted:
                     local = {r.split("@")[0].split("+")[0] + "@" + r.split("@")[1] for r in resolution.recipients
                              if r.split("@")[1] in {d.name for d in model.domains}}
-                    external = {r for r in resolution.recipients if r.split("@")[1] not in {d.name for d in model.domains}}
+                    external = {r for r in resolution.recipients
+                                if r.split("@")[1] not in {d.name for d in model.domains}}
                     expected[n] = (address, local, external)
         deadline = time.monotonic() + 30
         while True:

@@ -85,7 +85,8 @@ def test_root_from_stdin_is_refused():
 
 def test_password_files_follow_the_import_rules(tmp_path):
     (tmp_path / "secret.hash").write_text("{PLAIN}x\n")
-    text = SERVER.replace("{", "{{").replace("}", "}}") + 'domain example.com {{ mailbox a {{ password_file "{}" }} }}\n'
+    text = SERVER.replace("{", "{{").replace("}", "}}") + \
+        'domain example.com {{ mailbox a {{ password_file "{}" }} }}\n'
     for path, expected in (("/etc/shadow", "outside the spec's directory"),
                            ("../secret.hash", "outside the spec's directory"),
                            ("/dev/zero", "outside the spec's directory")):
@@ -186,7 +187,8 @@ def test_zero_limits_are_refused_not_unlimited(tmp_path, text):
 @pytest.mark.parametrize("text", [
     "server { hostname mail.example.com; message_size_limit 1000000000000000000000000000000 B }",
     "server { hostname mail.example.com } domain example.com { mailbox a { quota 1025 TiB } }",
-    'server { hostname mail.example.com } domain example.com { mailbox a { sieve { if size over 2000 TiB { discard } } } }',
+    'server { hostname mail.example.com } '
+    'domain example.com { mailbox a { sieve { if size over 2000 TiB { discard } } } }',
 ])
 def test_sizes_have_an_upper_bound(tmp_path, text):
     result = check_text(tmp_path, text + "\n")
@@ -233,7 +235,8 @@ def test_a_tls_key_without_a_certificate_is_refused(tmp_path):
 
 @pytest.mark.parametrize("char", ["\x00", "\x01", "\x1b", "\x7f", "\u202e", "\u2066"])
 def test_control_characters_are_refused_and_shown_escaped(tmp_path, char):
-    text = f'server {{ hostname mail.example.com }}\ndomain example.com {{ mailbox a {{ sieve {{ if header "subject" contains "x{char}y" {{ discard }} }} }} }}\n'
+    text = (f'server {{ hostname mail.example.com }}\ndomain example.com {{ mailbox a {{ sieve {{ '
+            f'if header "subject" contains "x{char}y" {{ discard }} }} }} }}\n')
     path = tmp_path / "site.mailspec"
     path.write_text(text)
     run = mailspec("check", str(path))
@@ -289,10 +292,12 @@ def test_a_long_import_chain_gets_a_diagnostic(tmp_path):
 
 def test_a_long_alias_chain_gets_a_diagnostic(tmp_path):
     aliases = "".join(f"  alias a{i} -> a{i + 1}\n" for i in range(1500))
-    run = mailspec("check", str(spec(tmp_path, SERVER + f"domain a.example {{\n  mailbox m {{ }}\n{aliases}  alias a1500 -> m\n}}\n")))
+    text = SERVER + f"domain a.example {{\n  mailbox m {{ }}\n{aliases}  alias a1500 -> m\n}}\n"
+    run = mailspec("check", str(spec(tmp_path, text)))
     assert run.returncode == 1 and "E0420" in run.stderr, run.stderr[-2000:]
     short = "".join(f"  alias a{i} -> a{i + 1}\n" for i in range(20))
-    run = mailspec("check", str(spec(tmp_path, SERVER + f"domain a.example {{\n  mailbox m {{ }}\n{short}  alias a20 -> m\n}}\n")))
+    text = SERVER + f"domain a.example {{\n  mailbox m {{ }}\n{short}  alias a20 -> m\n}}\n"
+    run = mailspec("check", str(spec(tmp_path, text)))
     assert "E0420" not in run.stderr
 
 

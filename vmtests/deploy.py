@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import secrets
-import shutil
 import shlex
+import shutil
 import tempfile
 from pathlib import Path
 

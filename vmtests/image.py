@@ -84,7 +84,8 @@ class Image:
 
 
 def recipe() -> dict:
-    return {"version": RECIPE_VERSION, "suite": SUITE, "packages": sorted(PACKAGES), "masked": sorted(MASKED), "disabled": sorted(DISABLED),
+    return {"version": RECIPE_VERSION, "suite": SUITE, "packages": sorted(PACKAGES), "masked": sorted(MASKED),
+            "disabled": sorted(DISABLED),
             "files": FILES, "disk": DISK_SIZE, "kernel_args": KERNEL_ARGS, "excluded": EXCLUDED_PATHS}
 
 

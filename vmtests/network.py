@@ -76,7 +76,8 @@ def setup_outside(outside: Machine, spec: model.Spec) -> None:
             "set -e", "dnsmasq --conf-file=/etc/mailspec-dns.conf",
             f"echo 'nameserver {OUTSIDE_ADDRESS}' > /etc/resolv.conf",
             f"mkdir -p {OUTSIDE_MAIL_ROOT}", f"chown 8:8 {OUTSIDE_MAIL_ROOT}",
-            "postconf -F '*/*/chroot = n'", "rm -rf /var/spool/postfix/etc", ": > /var/log/postfix.log", "systemctl restart postfix"]))
+            "postconf -F '*/*/chroot = n'", "rm -rf /var/spool/postfix/etc", ": > /var/log/postfix.log",
+            "systemctl restart postfix"]))
         outside.wait_for_open_port(25, b"220 ")
 
 

@@ -76,8 +76,8 @@ def run_spec(roots: list[str], names: list[str], accelerator: str | None = None)
 
 
 def report(outcomes: list[Outcome]) -> str:
-    lines = [f"{o.status.upper():4}  {o.name:<15} {o.seconds:6.1f} s" + (f"  ({o.detail})" if o.status == "skip" else "")
-             for o in outcomes]
+    lines = [f"{o.status.upper():4}  {o.name:<15} {o.seconds:6.1f} s"
+             + (f"  ({o.detail})" if o.status == "skip" else "") for o in outcomes]
     for o in outcomes:
         if o.status == "fail":
             lines += ["", f"--- {o.name} failed", o.detail]

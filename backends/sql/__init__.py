@@ -49,7 +49,7 @@ def seed(rows: Rows) -> str:
             values = [(domain_ids[row[0]], *row) for row in table_rows]
         else:
             names = tuple("domain_id" if c == "domain" else c for c in columns)
-            values = [tuple(domain_ids.get(v) if c == "domain" else v for c, v in zip(columns, row))
+            values = [tuple(domain_ids.get(v) if c == "domain" else v for c, v in zip(columns, row, strict=True))
                       for row in table_rows]
         lines.append(f"INSERT INTO {table} ({', '.join(names)}) VALUES")
         lines.append(",\n".join("  (" + ", ".join(literal(v) for v in row) + ")" for row in values) + ";")

@@ -152,7 +152,8 @@ class Checker:
                     self.delivers_to_send_only(ref, "the catch-all", found)
             for alias in domain.aliases:
                 for ref in alias.targets:
-                    self.delivers_to_send_only(ref, f"alias `{alias.local}`", self.lookup(ref, f"alias `{alias.local}`"))
+                    what = f"alias `{alias.local}`"
+                    self.delivers_to_send_only(ref, what, self.lookup(ref, what))
                 self.warn_unreachable(alias.span, "alias", domain.address(alias.local), rejected)
             for mailing_list in domain.lists:
                 self.check_list(domain, mailing_list)

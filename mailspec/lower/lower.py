@@ -207,7 +207,7 @@ class Lowerer:
 
     def lower(self, files: list[tuple[str, tuple]], name: str) -> model.Spec | None:
         servers, domains = [], []
-        for file, nodes in files:
+        for _file, nodes in files:
             for node in nodes:
                 if isinstance(node, SieveNode):
                     self.error(errors.sieve_outside_mailbox(node.span))

@@ -11,7 +11,8 @@ It stops at the first error with a ParseError naming the terminals it expected.
 from __future__ import annotations
 
 import re
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from lark import Lark
 from lark.parsers.lalr_analysis import Shift

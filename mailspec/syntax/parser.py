@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import functools
 import re
-
-import attrs
 from importlib import resources
 
+import attrs
 from lark import Lark
 
 from mailspec import language
@@ -17,6 +16,7 @@ from mailspec.syntax import errors
 from mailspec.syntax.driver import Driver, ParseError, Tok
 from mailspec.syntax.fast import MAX_DEPTH, Fallback, FastParser, unescape
 from mailspec.syntax.tree import Entry, SieveNode, Text, Value
+
 
 def _span(children) -> Span:
     last = children[-1]

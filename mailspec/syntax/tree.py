@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Union
+from typing import NamedTuple
 
 from mailspec.source import Span
 
@@ -48,4 +48,4 @@ class SieveNode(NamedTuple):
     span: Span
 
 
-Node = Union[Entry, SieveNode]
+Node = Entry | SieveNode

@@ -5,12 +5,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from strategies import KEYWORDS, SPEC, STRINGS, WORDS, joined
 
 from mailspec.syntax.driver import ParseError
-from mailspec.syntax.fast import BARE_ACTIONS, MATCHES, SIZE_OPS, TEXT_ACTIONS, TEXT_TESTS, \
-    Fallback, FastParser
+from mailspec.syntax.fast import BARE_ACTIONS, MATCHES, SIZE_OPS, TEXT_ACTIONS, TEXT_TESTS, Fallback, FastParser
 from mailspec.syntax.parser import _driver
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"

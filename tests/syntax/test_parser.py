@@ -58,7 +58,8 @@ def test_comments_and_semicolons_are_ignored():
 
 
 def test_sieve_block():
-    (entry,) = parse("t", 'mailbox a { sieve { if header "subject" contains "x" { fileinto "J"; stop } else { keep } } }')
+    (entry,) = parse("t", 'mailbox a { sieve { if header "subject" contains "x" { fileinto "J"; stop } '
+                          'else { keep } } }')
     (sieve,) = entry.body
     assert isinstance(sieve, SieveNode) and sieve.kind == "sieve_block"
     (if_command,) = sieve.children[0]

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mailspec.vmtests import network, scenarios
 from mailspec.pipeline import check
+from mailspec.vmtests import network, scenarios
 from mailspec.vmtests.scenarios import BY_NAME, delivery, routing
 
 pytestmark = pytest.mark.usefixtures("vm_tools")  # see tests/conftest.py

@@ -13,12 +13,35 @@ from mailspec.vmtests import log
 from mailspec.vmtests.deploy import check_logs
 from mailspec.vmtests.driver import Site
 from mailspec.vmtests.scenarios.common import (  # noqa: F401  (the scenarios' vocabulary)
-    ScenarioFailure, expect, has_receiving, has_submitter, mailboxes, receiving)
+    ScenarioFailure,
+    expect,
+    has_receiving,
+    has_submitter,
+    mailboxes,
+    receiving,
+)
 from mailspec.vmtests.scenarios.delivery import (
-    RELOAD_MESSAGES, delivery, forwarding, has_forwarding, has_routing, has_sieve, has_small_quota, quota,
-    reload_safety, routing, sieve, submission)
+    RELOAD_MESSAGES,
+    delivery,
+    forwarding,
+    has_forwarding,
+    has_routing,
+    has_sieve,
+    has_small_quota,
+    quota,
+    reload_safety,
+    routing,
+    sieve,
+    submission,
+)
 from mailspec.vmtests.scenarios.policy import (
-    has_lists, has_send_rights, lists, plaintext_auth, relay_matrix, send_rights)
+    has_lists,
+    has_send_rights,
+    lists,
+    plaintext_auth,
+    relay_matrix,
+    send_rights,
+)
 
 
 @attrs.frozen

@@ -14,8 +14,17 @@ from mailspec.vmtests import log, mail, network
 from mailspec.vmtests.deploy import compile_model, install_deploy
 from mailspec.vmtests.driver import Site
 from mailspec.vmtests.scenarios.common import (
-    FAR, OUTSIDER, QUOTA_FILL_LIMIT, deliver_and_check, expect, mailboxes, receiving, split_recipients,
-    submitter, unique)
+    FAR,
+    OUTSIDER,
+    QUOTA_FILL_LIMIT,
+    deliver_and_check,
+    expect,
+    mailboxes,
+    receiving,
+    split_recipients,
+    submitter,
+    unique,
+)
 
 # ---------------------------------------------------------------- 1. classic delivery
 

@@ -13,7 +13,15 @@ from mailspec.semantics import may_receive, may_send
 from mailspec.vmtests import log, mail, network
 from mailspec.vmtests.driver import Site
 from mailspec.vmtests.scenarios.common import (
-    OUTSIDER, ScenarioFailure, attempt, expect, local_mailbox, mailboxes, receiving, submitter)
+    OUTSIDER,
+    ScenarioFailure,
+    attempt,
+    expect,
+    local_mailbox,
+    mailboxes,
+    receiving,
+    submitter,
+)
 
 PROBE = r"""
 import json, smtplib, ssl, sys

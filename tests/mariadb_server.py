@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pymysql
 
-
 # One account for every test: tests of several modules share a server (per xdist worker).
 DB_USER, DB_PASSWORD = "mailspec", "test-only-Secret-42"
 
