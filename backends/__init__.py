@@ -1,14 +1,40 @@
 """One package per daemon. Each builds plain tables from the model, then renders them.
 
-A backend is `emit(spec, layout) -> {relative path: text}`; BACKENDS lists them all.
+A backend is a package here with `emit(spec, layout) -> {relative path: text}` and
+`PRIVATE_FILES`, plus one entry in REGISTRY: nothing else names it.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 from importlib import resources
+from types import ModuleType
 
+import attrs
 import jinja2
+
+
+@attrs.frozen
+class Backend:
+    name: str  # its package, mailspec.backends.NAME, and its directory in the deploy tree
+    installed_at: str | None  # the Layout property naming where a server reads that directory
+    packages: tuple[str, ...]  # the Debian packages a server needs for it
+    weight: int  # its share of emit + write time at the bench shape (bench/compile.py --backends)
+    divisible: bool = False  # many small files: dealt out between the two writers
+
+    @property
+    def module(self) -> ModuleType:
+        return importlib.import_module(f"{__name__}.{self.name}")
+
+
+REGISTRY = (
+    Backend("postfix", "postfix_dir", ("postfix", "postfix-lmdb", "postfix-mysql"), 42),
+    Backend("dovecot", "dovecot_dir", ("dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "dovecot-mysql"), 13),
+    Backend("sieve", "sieve_dir", ("dovecot-sieve", "dovecot-managesieved"), 45, divisible=True),
+    # Only the mysql backend has tables to write; the bench shape uses files.
+    Backend("sql", None, ("mariadb-server", "mariadb-client"), 0),
+)
 
 
 @functools.cache

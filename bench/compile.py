@@ -44,7 +44,12 @@ def generate(mailboxes: int, directory: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mailboxes", type=int, default=1000)
+    parser.add_argument("--backends", action="store_true",
+                        help="also time the check and each backend's emit + write, one process: "
+                             "the weights of mailspec.backends.REGISTRY")
     args = parser.parse_args()
+    if args.backends:
+        backend_weights(args.mailboxes)
     from mailspec.pipeline import compile_to, lower
 
     with tempfile.TemporaryDirectory() as work:
@@ -64,6 +69,31 @@ def main() -> None:
           f"{files} files")
     print(f"compile {args.mailboxes} mailboxes: {done - start:.2f} s, peak RSS {peak:.0f} MB")
     lex_bad_input()
+
+
+def backend_weights(mailboxes: int) -> None:
+    from mailspec.backends import REGISTRY
+    from mailspec.deploydir import Staging
+    from mailspec.emit import CHECK_WEIGHT, emit_backends, mode
+    from mailspec.layout import DEFAULT
+    from mailspec.pipeline import lower
+
+    with tempfile.TemporaryDirectory() as work:
+        lowered = lower([generate(mailboxes, work)])
+        start = time.perf_counter()
+        assert lowered.checked().ok
+        seconds = {"check": time.perf_counter() - start}
+        for backend in REGISTRY:
+            staging = Staging(os.path.join(work, backend.name))
+            start = time.perf_counter()
+            files = emit_backends(lowered.spec, (backend.module,), DEFAULT)
+            staging.write(files, {path: mode(path) for path in files})
+            seconds[backend.name] = time.perf_counter() - start
+            staging.discard()
+    unit = sum(v for k, v in seconds.items() if k != "check") / 100
+    print("weights (percent of emit + write): " + ", ".join(
+        f"{name} {value / unit:.0f} ({value:.2f} s)" for name, value in seconds.items())
+        + f"; in use: check {CHECK_WEIGHT}, " + ", ".join(f"{b.name} {b.weight}" for b in REGISTRY))
 
 
 def lex_bad_input() -> None:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from mailspec import __version__, model
-from mailspec.backends import dovecot, postfix, sieve, sql
+from mailspec.backends import REGISTRY, Backend
 from mailspec.deploydir import FILE_MODE, PRIVATE_MODE, digest
 from mailspec.layout import DEFAULT, Layout
 
-BACKENDS = (postfix, dovecot, sieve, sql)
+BACKENDS = tuple(backend.module for backend in REGISTRY)
 # Files that hold password hashes: readable by their owner only.
 PRIVATE_FILES = frozenset(path for backend in BACKENDS for path in backend.PRIVATE_FILES)
+# The check, which the parent runs while the forked writer works, in Backend.weight units.
+CHECK_WEIGHT = 44
+
+Share = list[tuple[Backend, Fraction]]  # each backend, and the fraction of its files
 
 
 def mode(path: str) -> int:
@@ -42,3 +48,42 @@ def emit_all(spec: model.Spec, layout: Layout = DEFAULT) -> dict[str, str]:
     files = emit_backends(spec, BACKENDS, layout)
     files["MANIFEST"] = manifest(spec, {path: digest(text) for path, text in files.items()})
     return dict(sorted(files.items()))
+
+
+def split(registry: tuple[Backend, ...] = REGISTRY, check_weight: int = CHECK_WEIGHT) -> tuple[Share, Share]:
+    """What the two writers emit and write: (the forked child's share, the parent's).
+    The parent also runs the check. Whole backends go, heaviest first, to the side with
+    less work so far; then each divisible backend's files even the two out."""
+    load = [Fraction(0), Fraction(check_weight)]  # exact: both writers must deal out the same files
+    shares: tuple[Share, Share] = ([], [])
+    for backend in sorted((b for b in registry if not b.divisible), key=lambda b: (-b.weight, b.name)):
+        side = 0 if load[0] <= load[1] else 1
+        shares[side].append((backend, Fraction(1)))
+        load[side] += backend.weight
+    for backend in (b for b in registry if b.divisible):
+        child = min(Fraction(1), max(Fraction(0), ((sum(load) + backend.weight) / 2 - load[0]) / backend.weight))
+        for side, fraction in ((0, child), (1, 1 - child)):
+            if fraction > 0:
+                shares[side].append((backend, fraction))
+                load[side] += fraction * backend.weight
+    return shares
+
+
+def emit_share(spec: model.Spec, share: Share, child: bool, layout: Layout = DEFAULT) -> dict[str, str]:
+    """The files of one writer's share. A divisible backend is emitted on both sides and
+    its files, by path, dealt out the same way on each."""
+    files: dict[str, str] = {}
+    for backend, fraction in share:
+        emitted = emit_backends(spec, (backend.module,), layout)
+        if fraction == 1:
+            files.update(emitted)
+            continue
+        for path in dealt(sorted(emitted), fraction if child else 1 - fraction, child):
+            files[path] = emitted[path]
+    return files
+
+
+def dealt(paths: list[str], child_fraction: Fraction, child: bool) -> list[str]:
+    """The paths that one writer takes: the child `child_fraction` of them, spread evenly
+    (path i when i * fraction crosses a whole number), the parent the rest."""
+    return [p for i, p in enumerate(paths) if (int((i + 1) * child_fraction) > int(i * child_fraction)) == child]

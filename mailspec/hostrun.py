@@ -75,14 +75,13 @@ class HostServer:
     def install(self) -> None:
         layout, server = self.layout, self.spec.server
         os.chmod(layout.prefix, 0o755)  # the daemons' own users must reach their directories
-        shutil.copytree(self.deploy / "postfix", layout.postfix_dir, dirs_exist_ok=True)
-        shutil.copytree(self.deploy / "dovecot", layout.dovecot_dir, dirs_exist_ok=True)
-        if (self.deploy / "sieve").exists():
-            shutil.copytree(self.deploy / "sieve", layout.sieve_dir, dirs_exist_ok=True)
+        for name, directory in install.installed_dirs(layout):
+            if (self.deploy / name).exists():
+                shutil.copytree(self.deploy / name, directory, dirs_exist_ok=True)
         uid, gid = self._vmail_user()
         for path, (owner, group, mode) in install.private_owners(self.spec).items():
             if (self.deploy / path).exists():
-                installed = layout.path(f"/etc/{path}")
+                installed = install.installed_path(layout, path)
                 shutil.chown(installed, owner, group)
                 os.chmod(installed, mode)
         for directory in (layout.postfix_queue, layout.postfix_data, os.path.dirname(layout.postfix_log),

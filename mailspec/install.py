@@ -6,6 +6,8 @@ from __future__ import annotations
 import configparser
 
 from mailspec import model
+from mailspec.backends import REGISTRY
+from mailspec.layout import Layout
 
 OPTION_GROUP = "mailspec"
 # Files in a deploy's postfix/ that are not lookup-table sources for postmap.
@@ -22,6 +24,17 @@ def private_owners(spec: model.Spec) -> dict[str, tuple[str, str, int]]:
     read by Dovecot's auth process (group dovecot) and its auth workers (the vmail user);
     Dovecot gives its processes no supplementary groups, so those must be owner and group."""
     return {"dovecot/users": (spec.server.vmail.user, "dovecot", 0o440)}
+
+
+def installed_dirs(layout: Layout) -> list[tuple[str, str]]:
+    """(directory in the deploy, where the server reads it) for every backend that installs one."""
+    return [(b.name, getattr(layout, b.installed_at)) for b in REGISTRY if b.installed_at]
+
+
+def installed_path(layout: Layout, path: str) -> str:
+    """Where the server reads the deploy's `path`."""
+    top, _, rest = path.partition("/")
+    return f"{dict(installed_dirs(layout))[top]}/{rest}"
 
 
 def mysql_password(option_file: str) -> str:

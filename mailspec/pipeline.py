@@ -9,12 +9,11 @@ import os
 import attrs
 
 from mailspec import model
-from mailspec.backends import dovecot, postfix, sieve, sql
 from mailspec.background import Background
 from mailspec.check import check_spec
 from mailspec.deploydir import Staging, resolve
 from mailspec.diagnostics import Diagnostic
-from mailspec.emit import BACKENDS, emit_all, emit_backends, manifest, mode
+from mailspec.emit import emit_all, emit_share, manifest, mode, split
 from mailspec.layout import DEFAULT, Layout
 from mailspec.lower.loader import allowed_roots, load
 from mailspec.lower.lower import Lowerer
@@ -89,19 +88,6 @@ def compile_files(result: Result) -> dict[str, str]:
         return emit_all(result.spec)
 
 
-assert set(BACKENDS) == {dovecot, postfix, sieve, sql}, "_share must place every backend"
-
-
-def _share(spec: model.Spec, background: bool, layout: Layout) -> dict[str, str]:
-    """The files that one of the two writers emits and writes. The forked child takes
-    postfix (the map building), the parent dovecot and sql after the check; the many
-    small Sieve files, bound by file creation, are shared between them."""
-    scripts = sorted(emit_backends(spec, (sieve,), layout).items())
-    if background:
-        return emit_backends(spec, (postfix,), layout) | dict(scripts[0::2])
-    return emit_backends(spec, (dovecot, sql), layout) | dict(scripts[1::2])
-
-
 def compile_to(lowered: Lowered, target: str, layout: Layout = DEFAULT,
                remove_unlisted: bool = False) -> Result:
     """Check the lowered spec and, if it is valid, write its deploy tree to `target`
@@ -127,13 +113,14 @@ def compile_to(lowered: Lowered, target: str, layout: Layout = DEFAULT,
         with _no_gc():
             # Speculative: an invalid spec may make the backends fail or loop; the
             # child is then simply killed, as its output would be thrown away anyway.
-            background = Background(lambda: write(_share(spec, True, layout)))
+            child, parent = split()
+            background = Background(lambda: write(emit_share(spec, child, True, layout)))
             result = lowered.checked()  # while the child works
             if not result.ok:
                 background.cancel()
                 staging.discard()
                 return result
-            digests = write(_share(spec, False, layout))
+            digests = write(emit_share(spec, parent, False, layout))
             digests.update(background.result())
             write({"MANIFEST": manifest(spec, digests)})
             removed = staging.commit(remove_unlisted)

@@ -152,9 +152,8 @@ def _moving_in_script(compiled: Compiled) -> str:
         ("move_in() { (cd \"$1\" && find . -type d -exec mkdir -p \"$2/{}\" \\; &&"
          " find . ! -type d ! -name main.cf ! -name master.cf -exec mv -f {} \"$2/{}\" \\; &&"
          " find . ! -type d -exec mv -f {} \"$2/{}\" \\;); }"),
-        f"move_in {STAGE}/postfix {LAYOUT.postfix_dir}",
-        f"move_in {STAGE}/dovecot {LAYOUT.dovecot_dir}",
-        f"if [ -d {STAGE}/sieve ]; then mkdir -p {LAYOUT.sieve_dir}; move_in {STAGE}/sieve {LAYOUT.sieve_dir}; fi",
+        *(f"if [ -d {STAGE}/{name} ]; then mkdir -p {directory}; move_in {STAGE}/{name} {directory}; fi"
+          for name, directory in install.installed_dirs(LAYOUT)),
         f"rm -rf {STAGE}",
         # Compiled where they live: a binary records its script's path. sievec, too,
         # writes a new file and renames it.

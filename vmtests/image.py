@@ -22,15 +22,15 @@ import attrs
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
+from mailspec.backends import REGISTRY
 from mailspec.vmtests import log
 
 SUITE = "bookworm"
 PACKAGES = (
     "linux-image-cloud-amd64", "initramfs-tools", "systemd", "systemd-sysv", "udev", "iproute2",
-    "procps", "openssh-server", "postfix", "postfix-lmdb", "postfix-mysql", "dovecot-core",
-    "dovecot-imapd", "dovecot-lmtpd", "dovecot-mysql", "dovecot-sieve", "dovecot-managesieved",
-    "mariadb-server", "mariadb-client", "dnsmasq-base",
+    "procps", "openssh-server", "dnsmasq-base",
     "python3",  # runs the in-guest SMTP probe of the relay matrix
+    *(package for backend in REGISTRY for package in backend.packages),
 )
 DISK_SIZE = "3G"
 # Units a test VM never needs; each costs seconds of boot under TCG.
