@@ -50,15 +50,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.backends:
         backend_weights(args.mailboxes)
-    from mailspec.pipeline import compile_to, lower
+    from mailspec.pipeline import check_and_write, load_and_lower
 
     with tempfile.TemporaryDirectory() as work:
         spec = generate(args.mailboxes, work)
         os.sync()  # start from a quiet disk: no writeback or discards left from earlier work
         start = time.perf_counter()
-        lowered = lower([spec])
+        lowered = load_and_lower([spec])
         middle = time.perf_counter()
-        result = compile_to(lowered, os.path.join(work, "deploy"))
+        result = check_and_write(lowered, os.path.join(work, "deploy"))
         done = time.perf_counter()
         assert result.ok, result.diagnostics[:3]
         files = sum(len(names) for _, _, names in os.walk(os.path.join(work, "deploy")))
@@ -76,12 +76,12 @@ def backend_weights(mailboxes: int) -> None:
     from mailspec.deploydir import Staging
     from mailspec.emit import CHECK_WEIGHT, emit_backends, mode
     from mailspec.layout import DEFAULT
-    from mailspec.pipeline import lower
+    from mailspec.pipeline import check_and_write, load_and_lower
 
     with tempfile.TemporaryDirectory() as work:
-        lowered = lower([generate(mailboxes, work)])
+        lowered = load_and_lower([generate(mailboxes, work)])
         start = time.perf_counter()
-        assert lowered.checked().ok
+        assert check_and_write(lowered).ok
         seconds = {"check": time.perf_counter() - start}
         for backend in REGISTRY:
             staging = Staging(os.path.join(work, backend.name))

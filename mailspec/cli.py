@@ -19,7 +19,7 @@ from mailspec.layout import Layout, Ports
 from mailspec.lower.loader import read_text
 from mailspec.lower.parsers import daemon_path
 from mailspec.lower.values import Invalid
-from mailspec.pipeline import Lowered, Result, check_lowered, compile_to, lower
+from mailspec.pipeline import Result, check_and_write, load_and_lower
 from mailspec.source import Source
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
@@ -41,9 +41,9 @@ def _cannot_read(error: OSError, name: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def _load(files: tuple[str, ...], import_roots: tuple[str, ...] = ()) -> Lowered:
+def _load(files: tuple[str, ...], import_roots: tuple[str, ...] = ()) -> Result:
     try:
-        return lower(list(files), import_roots)
+        return load_and_lower(list(files), import_roots)
     except OSError as error:
         _cannot_read(error, files[0])
 
@@ -142,7 +142,7 @@ def check_command(files: tuple[str, ...], import_roots: tuple[str, ...], output_
       mailspec check server.mailspec domains/*.mailspec
       mailspec check site.mailspec --format json
     """
-    result = check_lowered(_load(files, import_roots))
+    result = check_and_write(_load(files, import_roots))
     _report(result, output_format)
     sys.exit(EXIT_OK if result.ok else EXIT_SPEC)
 
@@ -179,7 +179,7 @@ def compile_command(files: tuple[str, ...], output: str, prefix: str, ports: tup
     layout = _layout(prefix, ports)
     lowered = _load(files, import_roots)
     try:
-        result = compile_to(lowered, output, layout, remove_unlisted)
+        result = check_and_write(lowered, output, layout, remove_unlisted)
     except TargetError as error:
         click.echo(f"error: {error.message}\n  = help: {error.help}", err=True)
         sys.exit(EXIT_USAGE)
@@ -212,7 +212,7 @@ def certs_command(files: tuple[str, ...], out: str, import_roots: tuple[str, ...
     Examples:
       mailspec certs site.mailspec --out /var/lib/mailspec/tls
     """
-    result = check_lowered(_load(files, import_roots))
+    result = check_and_write(_load(files, import_roots))
     if not result.ok:
         _report(result, "human")
         sys.exit(EXIT_SPEC)
@@ -251,7 +251,7 @@ def apply_command(files: tuple[str, ...], url: str, password_file: str | None, d
     """
     from mailspec import apply as applying  # pymysql is only needed here
 
-    result = check_lowered(_load(files, import_roots))
+    result = check_and_write(_load(files, import_roots))
     if not result.ok:
         _report(result, "human")
         sys.exit(EXIT_SPEC)
@@ -342,7 +342,7 @@ def vmtest_command(files: tuple[str, ...], names: tuple[str, ...], junit: str | 
       mailspec vmtest site.mailspec
       mailspec vmtest site.mailspec --scenario delivery --scenario relay --junit vm.xml
     """
-    result = check_lowered(_load(files))
+    result = check_and_write(_load(files))
     if not result.ok:
         _report(result, "human")
         sys.exit(EXIT_SPEC)

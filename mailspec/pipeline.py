@@ -1,4 +1,11 @@
-"""The whole flow in one place: load -> parse -> lower -> check -> emit -> write."""
+"""The whole flow in one place, each pass named once (after the Elm compiler's `compile`):
+
+    load (read and parse every file) -> lower (typed model) -> check -> emit -> write
+
+`compile` runs them in order. With a target, emit and write start in a forked child as
+soon as the spec is lowered, and the check runs meanwhile; the tree is committed only
+if the check finds no error.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +29,9 @@ from mailspec.source import Source
 
 @attrs.frozen
 class Result:
+    """What the passes found: the model (None if it could not be built), every diagnostic
+    and the sources they point into."""
+
     spec: model.Spec | None
     diagnostics: tuple[Diagnostic, ...]
     sources: dict[str, Source]
@@ -48,90 +58,91 @@ def _no_gc():
             gc.enable()
 
 
-@attrs.frozen
-class Lowered:
-    """The spec after loading and lowering, before the cross-entity checks."""
-
-    spec: model.Spec | None
-    diagnostics: tuple[Diagnostic, ...]
-    sources: dict[str, Source]
-
-    def checked(self) -> Result:
-        found = check_spec(self.spec) if self.spec is not None else ()
-        return Result(self.spec, self.diagnostics + tuple(found), self.sources)
+def compile(roots: list[str], import_roots: tuple[str, ...] = (), target: str | None = None,
+            layout: Layout = DEFAULT, remove_unlisted: bool = False) -> Result:
+    """Every pass, in order. OSError if a root file cannot be read, or (for a valid spec)
+    the target cannot be written; TargetError if mailspec must not replace `target`."""
+    return check_and_write(load_and_lower(roots, import_roots), target, layout, remove_unlisted)
 
 
-def lower(roots: list[str], import_roots: tuple[str, ...] = ()) -> Lowered:
-    """Load, parse and lower; OSError if a root file cannot be read. Imports and password
-    files must lie under the roots' directories or `import_roots`."""
+def load_and_lower(roots: list[str], import_roots: tuple[str, ...] = ()) -> Result:
+    """load and lower: the model, not yet checked. Imports and password files must lie
+    under the roots' directories or `import_roots`; OSError if a root cannot be read."""
     with _no_gc():
         loaded = load(roots, import_roots)
-        diagnostics = list(loaded.diagnostics)
-        spec = None
-        if not diagnostics:
-            lowerer = Lowerer({path: os.path.dirname(path) for path in loaded.sources},
-                              allowed_roots(roots, import_roots))
-            spec = lowerer.lower(loaded.files, os.path.basename(roots[0]))
-            diagnostics += lowerer.diagnostics
-        return Lowered(spec, tuple(diagnostics), loaded.sources)
+        if loaded.diagnostics:
+            return Result(None, tuple(loaded.diagnostics), loaded.sources)
+        lowerer = Lowerer({path: os.path.dirname(path) for path in loaded.sources},
+                          allowed_roots(roots, import_roots))
+        spec = lowerer.lower(loaded.files, os.path.basename(roots[0]))
+        return Result(spec, tuple(lowerer.diagnostics), loaded.sources)
 
 
 def check(roots: list[str], import_roots: tuple[str, ...] = ()) -> Result:
-    """Load, parse, lower and check; OSError if a root file cannot be read."""
-    return check_lowered(lower(roots, import_roots))
+    """load, lower and check; OSError if a root file cannot be read."""
+    return compile(roots, import_roots)
+
+
+def check_and_write(lowered: Result, target: str | None = None, layout: Layout = DEFAULT,
+                    remove_unlisted: bool = False) -> Result:
+    """check, and with a target emit and write: the deploy tree replaces `target`
+    atomically, and only when the check finds no error."""
+    if lowered.spec is None:
+        return lowered
+    with _no_gc():
+        if target is None or not lowered.ok:  # the check still runs: every problem at once
+            return _checked(lowered)
+        try:
+            writer = _Writer(lowered.spec, resolve(target, list(lowered.sources)), layout)
+        except OSError:
+            result = _checked(lowered)
+            if result.ok:
+                raise  # the error is the target's, not the spec's
+            return result
+        try:
+            result = _checked(lowered)
+            return attrs.evolve(result, removed=tuple(writer.finish(result.ok, remove_unlisted)))
+        except BaseException:
+            writer.abandon()
+            raise
+
+
+def _checked(lowered: Result) -> Result:
+    return attrs.evolve(lowered, diagnostics=lowered.diagnostics + tuple(check_spec(lowered.spec)))
+
+
+class _Writer:
+    """emit and write into a stage beside the target: a forked child takes its share of
+    the backends (mailspec.emit.split) at once; the parent writes the rest in `finish`,
+    after the check. Speculative: for a spec the check refuses, the child is killed and
+    its work thrown away, as an invalid spec may make the backends fail or loop."""
+
+    def __init__(self, spec: model.Spec, target: str, layout: Layout):
+        self.spec, self.layout = spec, layout
+        self.staging = Staging(target)
+        self.child_share, self.parent_share = split()
+        self.background = Background(lambda: self._write(emit_share(spec, self.child_share, True, layout)))
+
+    def _write(self, files: dict[str, str]) -> dict[str, str]:
+        return self.staging.write(files, {path: mode(path) for path in files})
+
+    def finish(self, valid: bool, remove_unlisted: bool) -> list[str]:
+        """Commit the tree if the spec is `valid`; the unlisted files removed."""
+        if not valid:
+            self.abandon()
+            return []
+        digests = self._write(emit_share(self.spec, self.parent_share, False, self.layout))
+        digests.update(self.background.result())
+        self._write({"MANIFEST": manifest(self.spec, digests)})
+        return self.staging.commit(remove_unlisted)
+
+    def abandon(self) -> None:
+        self.background.cancel()
+        self.staging.discard()
 
 
 def compile_files(result: Result) -> dict[str, str]:
-    """The deploy tree of a checked spec: {relative path: text}."""
+    """The deploy tree of a checked spec in memory: {relative path: text}."""
     assert result.ok
     with _no_gc():
         return emit_all(result.spec)
-
-
-def compile_to(lowered: Lowered, target: str, layout: Layout = DEFAULT,
-               remove_unlisted: bool = False) -> Result:
-    """Check the lowered spec and, if it is valid, write its deploy tree to `target`
-    atomically. TargetError if mailspec must not replace `target`; OSError if the tree
-    cannot be written (after a valid check)."""
-    if lowered.spec is None or any(d.is_error for d in lowered.diagnostics):
-        return check_lowered(lowered)
-    spec = lowered.spec
-    real = resolve(target, list(lowered.sources))
-    try:
-        staging = Staging(real)
-    except OSError:
-        result = check_lowered(lowered)
-        if result.ok:
-            raise
-        return result
-    background = None
-
-    def write(files: dict[str, str]) -> dict[str, str]:
-        return staging.write(files, {path: mode(path) for path in files})
-
-    try:
-        with _no_gc():
-            # Speculative: an invalid spec may make the backends fail or loop; the
-            # child is then simply killed, as its output would be thrown away anyway.
-            child, parent = split()
-            background = Background(lambda: write(emit_share(spec, child, True, layout)))
-            result = lowered.checked()  # while the child works
-            if not result.ok:
-                background.cancel()
-                staging.discard()
-                return result
-            digests = write(emit_share(spec, parent, False, layout))
-            digests.update(background.result())
-            write({"MANIFEST": manifest(spec, digests)})
-            removed = staging.commit(remove_unlisted)
-            return attrs.evolve(result, removed=tuple(removed))
-    except BaseException:
-        if background is not None:
-            background.cancel()
-        staging.discard()
-        raise
-
-
-def check_lowered(lowered: Lowered) -> Result:
-    with _no_gc():
-        return lowered.checked()

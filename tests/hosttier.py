@@ -22,7 +22,7 @@ from mariadb_server import DB_PASSWORD, DB_USER, free_ports
 from mailspec.certs import make_certificates
 from mailspec.hostrun import HostServer
 from mailspec.layout import Layout, Ports
-from mailspec.pipeline import check, compile_to, lower
+from mailspec.pipeline import check, check_and_write, load_and_lower
 
 PASSWORDS = {"alice": "alice-Secret-1", "bob": "bob-Secret-2", "carol": "carol-Secret-3",
              "dave": "dave-Secret-4", "noreply": "noreply-Secret-5", "tiny": "tiny-Secret-6"}
@@ -162,7 +162,7 @@ def running(request, mariadb):
     spec = check([str(spec_path)]).spec
     layout = Layout(str(prefix), Ports(*free_ports(6)))
     deploy = prefix / "deploy"
-    compiled = compile_to(lower([str(spec_path)]), str(deploy), layout)
+    compiled = check_and_write(load_and_lower([str(spec_path)]), str(deploy), layout)
     assert compiled.ok, [f"{d.code} {d.message}" for d in compiled.diagnostics]
     tls = prefix / "tls"
     make_certificates(spec, str(tls))

@@ -18,7 +18,7 @@ from conftest import need_root, valid_spec
 from test_cli import mailspec, tree
 
 from mailspec.emit import emit_all
-from mailspec.pipeline import check, compile_to, lower
+from mailspec.pipeline import check, check_and_write, load_and_lower
 
 
 def compiled(tmp_path: Path, *extra: str, target: str = "deploy", spec: str = "minimal"):
@@ -75,7 +75,7 @@ def test_modes_are_explicit_recorded_and_independent_of_the_umask(tmp_path):
     for umask in (0o000, 0o077, 0o022):
         old = os.umask(umask)
         try:
-            assert compile_to(lower([str(valid_spec("mysql"))]), str(tmp_path / f"u{umask}")).ok
+            assert check_and_write(load_and_lower([str(valid_spec("mysql"))]), str(tmp_path / f"u{umask}")).ok
         finally:
             os.umask(old)
         found.append(modes(tmp_path / f"u{umask}"))
@@ -125,7 +125,7 @@ def test_sigkill_at_random_moments_leaves_the_old_tree_or_the_new(tmp_path):
     specs = [str(valid_spec("sieve")), str(valid_spec("classic"))]
     trees = [{p: t.encode() for p, t in emit_all(check([s]).spec).items()} for s in specs]
     target = tmp_path / "deploy"
-    assert compile_to(lower([specs[0]]), str(target)).ok
+    assert check_and_write(load_and_lower([specs[0]]), str(target)).ok
     bound = forked_compile_time(specs[1], target) * 1.5  # kills land before and after the step
     missing, stop = [], threading.Event()
 
@@ -146,7 +146,7 @@ def test_sigkill_at_random_moments_leaves_the_old_tree_or_the_new(tmp_path):
             pid = os.fork()
             if pid == 0:
                 try:
-                    compile_to(lower([specs[run % 2]]), str(target))
+                    check_and_write(load_and_lower([specs[run % 2]]), str(target))
                 finally:
                     os._exit(0)
             time.sleep(rng.uniform(0, bound))
@@ -162,9 +162,9 @@ def test_sigkill_at_random_moments_leaves_the_old_tree_or_the_new(tmp_path):
         reader.join()
     assert not missing, f"the reader found no deploy {len(missing)} times"
     assert 0 < sum(outcomes) < len(outcomes)  # kills landed both before and after the step
-    assert compile_to(lower([specs[0]]), str(target)).ok
+    assert check_and_write(load_and_lower([specs[0]]), str(target)).ok
     time.sleep(0.5)  # orphaned background writers of killed runs finish on their own
-    assert compile_to(lower([specs[0]]), str(target)).ok
+    assert check_and_write(load_and_lower([specs[0]]), str(target)).ok
     assert sorted(os.listdir(tmp_path)) == [".deploy.lock", "deploy"]
 
 
@@ -174,7 +174,7 @@ def forked_compile_time(spec: str, target: Path) -> float:
     pid = os.fork()
     if pid == 0:
         try:
-            compile_to(lower([spec]), str(target))
+            check_and_write(load_and_lower([spec]), str(target))
         finally:
             os._exit(0)
     os.waitpid(pid, 0)

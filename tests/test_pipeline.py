@@ -1,4 +1,4 @@
-"""compile_to (check in the parent while a forked child writes) must give exactly the
+"""check_and_write (check in the parent while a forked child writes) must give exactly the
 tree that emit_all computes in memory, and must leave nothing behind when it fails."""
 
 import os
@@ -8,7 +8,7 @@ import pytest
 from conftest import VALID, valid_spec
 
 from mailspec.emit import emit_all
-from mailspec.pipeline import check, compile_to, lower
+from mailspec.pipeline import check, check_and_write, load_and_lower
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -20,7 +20,7 @@ def tree(root: Path) -> dict[str, str]:
 @pytest.mark.parametrize("name", VALID)
 def test_written_tree_is_the_emitted_tree(name, tmp_path):
     spec = str(valid_spec(name))
-    result = compile_to(lower([spec]), str(tmp_path / "deploy"))
+    result = check_and_write(load_and_lower([spec]), str(tmp_path / "deploy"))
     assert result.ok
     assert tree(tmp_path / "deploy") == emit_all(check([spec]).spec)
 
@@ -32,10 +32,10 @@ def children() -> set[str]:
 
 def test_invalid_spec_writes_nothing_and_leaves_no_child(tmp_path):
     before = children()
-    assert compile_to(lower([str(valid_spec("minimal"))]), str(tmp_path / "deploy")).ok
+    assert check_and_write(load_and_lower([str(valid_spec("minimal"))]), str(tmp_path / "deploy")).ok
     previous = tree(tmp_path / "deploy")
     invalid = sorted((FIXTURES / "invalid").glob("E04*.mailspec"))[0]
-    result = compile_to(lower([str(invalid)]), str(tmp_path / "deploy"))
+    result = check_and_write(load_and_lower([str(invalid)]), str(tmp_path / "deploy"))
     assert not result.ok
     assert sorted(os.listdir(tmp_path)) == [".deploy.lock", "deploy"]  # no staging directory left
     assert tree(tmp_path / "deploy") == previous

@@ -23,7 +23,7 @@ from specgen import SPECS, addresses, render
 from mailspec.certs import make_certificates
 from mailspec.hostrun import HostServer
 from mailspec.layout import Layout, Ports
-from mailspec.pipeline import compile_to, lower
+from mailspec.pipeline import check_and_write, load_and_lower
 from mailspec.semantics import resolve
 
 SLOW = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
@@ -36,7 +36,7 @@ def started(text: str) -> Iterator[tuple[HostServer, Path, Layout]]:
     (prefix / "spec.mailspec").write_text(text)
     roots = [str(prefix / "spec.mailspec")]
     layout = Layout(str(prefix), Ports(*free_ports(6)))
-    result = compile_to(lower(roots), str(prefix / "deploy"), layout)
+    result = check_and_write(load_and_lower(roots), str(prefix / "deploy"), layout)
     assert result.ok, [f"{d.code} {d.message}" for d in result.diagnostics]
     make_certificates(result.spec, str(prefix / "tls"))
     server = HostServer(result.spec, prefix / "deploy", layout, prefix / "tls")

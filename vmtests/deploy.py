@@ -23,7 +23,7 @@ from mailspec.backends.dovecot import home_template
 from mailspec.certs import make_certificates
 from mailspec.diagnostics import render_all_text
 from mailspec.layout import DEFAULT as LAYOUT
-from mailspec.pipeline import Lowered, compile_to, lower
+from mailspec.pipeline import Result, check_and_write, load_and_lower
 from mailspec.vmtests import log
 from mailspec.vmtests.machine import Machine, MachineError
 
@@ -71,16 +71,16 @@ def with_test_passwords(spec: model.Spec) -> tuple[model.Spec, dict[str, str]]:
 
 def compile_for_vm(roots: list[str], workdir: Path) -> Compiled:
     """Check and compile `roots` for a test VM; DeployError with the diagnostics if invalid."""
-    return _compiled(lower(roots), workdir)
+    return _compiled(load_and_lower(roots), workdir)
 
 
-def _compiled(lowered: Lowered, workdir: Path) -> Compiled:
+def _compiled(lowered: Result, workdir: Path) -> Compiled:
     passwords: dict[str, str] = {}
     if lowered.spec is not None:
         spec, passwords = with_test_passwords(lowered.spec)
         lowered = attrs.evolve(lowered, spec=spec)
     deploy = workdir / "deploy"
-    result = compile_to(lowered, str(deploy))
+    result = check_and_write(lowered, str(deploy))
     if not result.ok:
         raise DeployError(render_all_text(result.diagnostics, result.sources))
     tls = workdir / "tls"
@@ -90,7 +90,7 @@ def _compiled(lowered: Lowered, workdir: Path) -> Compiled:
 
 def compile_model(spec: model.Spec, workdir: Path) -> Compiled:
     """Compile a spec built in code (a changed copy of a checked one) for a test VM."""
-    return _compiled(Lowered(spec, (), {}), workdir)
+    return _compiled(Result(spec, (), {}), workdir)
 
 
 def install_deploy(machine: Machine, compiled: Compiled, restart: bool = False) -> None:
