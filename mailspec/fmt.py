@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from mailspec.syntax import Entry, SieveNode, Text, parse
+from mailspec.syntax import Entry, SieveNode, Text, parse, tokens
 
 INDENT = "  "
 _COMMENT = re.compile(r"#[^\n]*")
@@ -36,12 +36,10 @@ def word(text: Text) -> str:
 
 def comments(text: str) -> list[Comment]:
     """Every comment, found in the text between tokens (never inside a string)."""
-    from mailspec.syntax.parser import _driver
-
     found = []
-    for match in _driver().all_tokens_re.finditer(text):
-        found += [Comment(match.start(1) + m.start(), m.group().rstrip())
-                  for m in _COMMENT.finditer(match.group(1))]
+    for token in tokens("", text):
+        found += [Comment(m.start(), m.group().rstrip())
+                  for m in _COMMENT.finditer(text, token.gap.start, token.gap.end)]
     return found
 
 

@@ -3,7 +3,7 @@ value it takes, whether it repeats, which block its `{ }` holds, the model field
 fills, an example and a one-line description. Defaults are the model's own.
 
 Read from here: the lowering's generic walk (lower/lower.py), the grammar's statement
-keywords (syntax/parser.py fills them into grammar/mailspec.lark), "not allowed here",
+keywords (syntax/grammar.py fills them into grammar/mailspec.lark), "not allowed here",
 "did you mean" and "belongs in" (lower/errors.py), and the generated reference.
 tests/test_language.py holds the schema to the model and the grammar.
 """

@@ -3,12 +3,12 @@ with keywords in every position, and the gaps (blanks, comments) between tokens.
 
 from hypothesis import strategies as st
 
-from mailspec.syntax.fast import BARE_ACTIONS, MATCHES, SIZE_OPS, TEXT_ACTIONS
-from mailspec.syntax.parser import _driver
+from mailspec.syntax.lexer import lexer
+from mailspec.syntax.parser import BARE_ACTIONS, MATCHES, SIZE_OPS, TEXT_ACTIONS
 
-DRIVER = _driver()
+LEXER = lexer()
 
-KEYWORDS = sorted(DRIVER.keywords)
+KEYWORDS = sorted(LEXER.keywords)
 WORDS = st.sampled_from(KEYWORDS + ["alice", "example.org", "25", "MiB", "a@b.c", "10.0.0.0/8"])
 STRINGS = st.sampled_from(['"x"', '"a \\"q\\" \\\\ b"', '""', '"é\\n"', '"{;}"'])
 GAPS = st.sampled_from([" ", "\n", "  ", " # note\n", "\t", ""])
@@ -47,7 +47,7 @@ VALUE = st.lists(WORDS | STRINGS, min_size=1, max_size=3)
 VALUES = st.lists(VALUE, min_size=1, max_size=3).map(lambda vs: sum(([*v, ","] for v in vs), [])[:-1])
 ENTRY = st.deferred(lambda: st.builds(
     lambda k, v, a, b: [k] + v + a + b,
-    st.sampled_from(sorted(DRIVER.statement_words)),
+    st.sampled_from(sorted(LEXER.statement_words)),
     st.one_of(st.just([]), VALUES),
     st.one_of(st.just([]), VALUES.map(lambda v: ["->"] + v)),
     st.one_of(st.just([]), st.lists(ITEM, max_size=3).map(lambda items: ["{"] + sum(items, []) + ["}"])),

@@ -1,321 +1,307 @@
-"""Parse one source file into syntax-tree nodes, or raise SpecError with a syntax diagnostic."""
+"""The parser: recursive descent for the grammar in grammar/mailspec.lark.
+
+The grammar stays the specification. This parser only handles text that the grammar
+accepts; at the first thing it does not expect it gives up (`Fallback`), and the LALR
+driver (lalr.py) parses the file again to report the error with the grammar's expected
+tokens. Where it succeeds it must build the same tree as the driver and its `Builder`:
+tests/syntax/test_fast.py holds the two to that on fixtures and generated text.
+It exists because a table-driven parser in CPython costs several µs per token.
+"""
 
 from __future__ import annotations
 
-import functools
+import itertools
 import re
-from importlib import resources
 
-import attrs
-from lark import Lark
-
-from mailspec import language
-from mailspec.diagnostics import SpecError
 from mailspec.source import Span
-from mailspec.syntax import errors
-from mailspec.syntax.driver import Driver, ParseError, Tok
-from mailspec.syntax.fast import MAX_DEPTH, Fallback, FastParser, unescape
+from mailspec.syntax.lexer import Lexer, keyword_is_value
 from mailspec.syntax.tree import Entry, SieveNode, Text, Value
 
-
-def _span(children) -> Span:
-    last = children[-1]
-    return children[0].span.to((last[-1] if isinstance(last, list) else last).span)
+_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+_ESCAPE = re.compile(r"\\(.)")
 
 
-def _text(token: Tok) -> Text:
-    if token.type == "STRING":
-        return Text(unescape(token.value), token.span, True)
-    return Text(token.value, token.span, False)
+def unescape(quoted: str) -> str:
+    """The value of a string token: quotes removed, escapes resolved."""
+    if "\\" not in quoted:
+        return quoted[1:-1]
+    return _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(1)), quoted[1:-1])
 
 
-class _Part(tuple):
-    """A piece of a rule that its parent takes apart: (kind, items, span)."""
-
-    kind = property(lambda self: self[0])
-    items = property(lambda self: self[1])
-    span = property(lambda self: self[2])
+MAX_DEPTH = 50  # nesting of blocks, Sieve commands and tests: the later passes recurse
 
 
-class Builder:
-    """One method per grammar rule; each gets the rule's children (tokens and values).
+class Fallback(Exception):
+    """Not a text this parser is sure about: use the LALR driver."""
 
-    Rules whose name starts with `_`, and `?rules` with one child, pass their child up.
-    Rules without a method here become SieveNodes named after the rule.
-    """
 
-    @staticmethod
-    def start(children):
-        return tuple(children[0]) if children else ()
+# Sieve keywords by grammar rule; tests/syntax/test_fast.py checks them against the grammar.
+MATCHES = frozenset({"is", "contains", "matches"})
+SIZE_OPS = frozenset({"over", "under"})
+TEXT_TESTS = {"header": 3, "address": 3, "envelope": 3, "exists": 1}
+TEXT_ACTIONS = {"fileinto": "fileinto", "reject": "reject", "addflag": "addflag"}
+BARE_ACTIONS = frozenset({"discard", "keep", "stop"})
 
-    @staticmethod
-    def items(children):
-        # `items: entry | items entry | …`: the first child is the list built so far.
-        head = children[0]
-        if isinstance(head, list):
-            if not isinstance(children[1], Tok):  # a `;` adds nothing
-                head.append(children[1])
-            return head
-        return [] if isinstance(head, Tok) else [head]
 
-    sieve_commands = items
+class FastParser:
+    """One use: `FastParser(lexer, file, text).parse()`."""
 
-    @staticmethod
-    def entry(children):
-        key, values, targets, body = children[0], (), None, None
-        for part in children[1:]:
-            if part.kind == "values":
-                values = tuple(part.items)
-            elif part.kind == "arrow":
-                targets = part.items
+    def __init__(self, lexer: Lexer, file: str, text: str):
+        self.all_tokens_re = lexer.all_tokens_re
+        # Words that start a statement (the grammar's `key`), and `sieve`.
+        self.statement_words = lexer.statement_words
+        self.item_words = lexer.item_words
+        self.file = file
+        self.text = text
+
+    def parse(self) -> tuple:
+        self._tokenize(self.text)
+        self.index = 0
+        self.depth = 0
+        return tuple(self._items("$END"))
+
+    def _nest(self, change: int) -> None:
+        """Deeper text is left to the driver, which parses without recursion and reports it."""
+        self.depth += change
+        if self.depth > MAX_DEPTH:
+            raise Fallback
+
+    # ------------------------------------------------------------ tokens
+
+    def _tokenize(self, text: str) -> None:
+        """Fill `kinds` and `texts`, one entry per token, then an end marker. A kind is W
+        for a word, S for a string, or the punctuation itself."""
+        kinds, texts = [], []
+        add_kind, add_text = kinds.append, texts.append
+        file = self.file
+        new = tuple.__new__  # NamedTuple construction without a Python-level __new__ call
+        position = 0
+        found = self.all_tokens_re.findall(text)  # (skipped, word, string, symbol, other)
+        for skipped, word, string, symbol, other in found:
+            start = position + len(skipped)
+            if other:
+                raise Fallback  # a character no token starts with
+            if word:
+                position = start + len(word)
+                add_kind("W")
+                add_text(new(Text, (word, new(Span, (file, start, position)), False)))
+            elif string:
+                position = start + len(string)
+                add_kind("S")
+                add_text(new(Text, (unescape(string), new(Span, (file, start, position)), True)))
+            elif symbol:
+                position = start + len(symbol)
+                add_kind(symbol)
+                add_text(new(Text, (symbol, new(Span, (file, start, position)), False)))
+            else:  # the end of the text
+                position = start
+        # findall skips what it cannot match: the pieces must cover the text without gaps.
+        if position != len(text) or "".join(itertools.chain.from_iterable(found)) != text:
+            raise Fallback
+        add_kind("$END")
+        add_text(Text("", Span(file, len(text), len(text)), False))
+        self.kinds, self.texts = kinds, texts
+
+    def _take(self) -> Text:
+        self.index += 1
+        return self.texts[self.index - 1]
+
+    def _expect(self, kind: str) -> Text:
+        if self.kinds[self.index] != kind:
+            raise Fallback
+        self.index += 1
+        return self.texts[self.index - 1]
+
+    def _line_break_before(self, index: int) -> bool:
+        return "\n" in self.text[self.texts[index - 1].span.end:self.texts[index].span.start]
+
+    # ------------------------------------------------------------ statements
+
+    def _items(self, closing: str) -> list:
+        """Entries and sieve blocks up to `closing`: `}` or the end of the text."""
+        items = []
+        kinds, texts = self.kinds, self.texts
+        while True:
+            kind, text = kinds[self.index], texts[self.index]
+            if kind == ";":
+                self.index += 1
+            elif kind == closing:
+                return items
+            elif kind == "W" and text.value == "sieve":
+                items.append(self._sieve_block())
+            elif kind == "W" and text.value in self.statement_words:
+                items.append(self._entry())
             else:
-                body = part.items
-        return Entry(key.value, key.span, values, targets, body, _span(children))
+                raise Fallback
 
-    @staticmethod
-    def key(children):
-        return children[0]
+    def _entry(self) -> Entry:
+        key = self._take()
+        values, targets, body = (), None, None
+        end = key.span
+        if self._value_starts(after_key=True):
+            values, end = self._values()
+        kind = self.kinds[self.index]
+        if kind == "->":
+            self.index += 1
+            targets, end = self._values()
+            kind = self.kinds[self.index]
+        if kind == "{":
+            self.index += 1
+            self.depth += 1  # inline _nest: this runs for every block of the spec
+            if self.depth > MAX_DEPTH:
+                raise Fallback
+            body = tuple(self._items("}"))
+            self.depth -= 1
+            end = self._expect("}").span
+        return Entry(key.value, key.span, values, targets, body, Span(key.span.file, key.span.start,
+                                                                       end.end))
 
-    @staticmethod
-    def values(children):
-        # `values: value | values "," value`
-        if len(children) == 1:
-            return _Part(("values", [children[0]], children[0].span))
-        part = children[0]
-        part.items.append(children[2])
-        return _Part(("values", part.items, part.span.to(children[2].span)))
+    def _value_starts(self, after_key: bool = False) -> bool:
+        """Whether the next token continues a value (the driver's contextual keyword rule)."""
+        kind = self.kinds[self.index]
+        if kind == "S":
+            return True
+        if kind != "W":
+            return False
+        if self.texts[self.index].value not in self.item_words:
+            return True
+        return keyword_is_value(after_key, self._line_break_before(self.index))
 
-    @staticmethod
-    def arrow(children):
-        return _Part(("arrow", tuple(children[1].items), _span(children)))
+    def _values(self) -> tuple[tuple[Value, ...], Span]:
+        values = [self._value()]
+        while self.kinds[self.index] == ",":
+            self.index += 1
+            values.append(self._value())
+        return tuple(values), values[-1].span
 
-    @staticmethod
-    def body(children):
-        return _Part(("body", tuple(children[1]) if len(children) == 3 else (), _span(children)))
+    def _value(self) -> Value:
+        """Words and strings up to a comma, arrow, brace or the next statement."""
+        first = self._word_or_string()
+        if not self._value_starts():  # one word, as nearly always: it lends its span
+            return Value((first,), first.span)
+        texts = [first]
+        while self._value_starts():
+            texts.append(self._take())
+        return Value(tuple(texts), Span(first.span.file, first.span.start, texts[-1].span.end))
 
-    @staticmethod
-    def value(children):
-        # `value: WORD | STRING | value WORD | value STRING`
-        if len(children) == 1:
-            text = _text(children[0])
-            return Value((text,), text.span)
-        head, token = children
-        text = _text(token)
-        return Value(head.words + (text,), head.span.to(text.span))
+    # ------------------------------------------------------------ sieve
 
-    # ---------------------------------------------------------------- sieve
+    def _sieve_block(self) -> SieveNode:
+        keyword = self._take()
+        commands, end = self._sieve_body()
+        return SieveNode("sieve_block", (), (commands,), keyword.span.to(end))
 
-    @staticmethod
-    def sieve_body(children):
-        return _Part(("sieve_body", tuple(children[1]) if len(children) == 3 else (),
-                      _span(children)))
+    def _sieve_body(self) -> tuple[tuple, Span]:
+        self._expect("{")
+        self._nest(1)
+        commands = []
+        while True:
+            kind = self.kinds[self.index]
+            if kind == "}":
+                self._nest(-1)
+                return tuple(commands), self._take().span
+            if kind == ";":
+                self.index += 1
+            else:
+                commands.append(self._command())
 
-    @staticmethod
-    def tests(children):
-        # `tests: test | tests "," test`
-        if len(children) == 1:
-            return [children[0]]
-        children[0].append(children[2])
-        return children[0]
+    def _keyword(self) -> Text:
+        return self._expect("W")
 
-    @staticmethod
-    def elsif_branches(children):
-        if len(children) == 1:
-            return [children[0]]
-        children[0].append(children[1])
-        return children[0]
+    def _word_or_string(self) -> Text:
+        """One word or string, whatever the word is."""
+        kind = self.kinds[self.index]
+        if kind != "W" and kind != "S":
+            raise Fallback
+        return self._take()
 
-    vacation_options = elsif_branches
+    def _command(self) -> SieveNode:
+        keyword = self._keyword()
+        name = keyword.value
+        if name == "if":
+            test = self._test()
+            body, end = self._sieve_body()
+            nested = [test, body]
+            while self._next_word_is("elsif"):
+                start = self._keyword().span
+                test = self._test()
+                body, end = self._sieve_body()
+                nested.append(SieveNode("elsif_branch", (), (test, body), start.to(end)))
+            if self._next_word_is("else"):
+                start = self._keyword().span
+                body, end = self._sieve_body()
+                nested.append(SieveNode("else_branch", (), (body,), start.to(end)))
+            return SieveNode("if_command", (), tuple(nested), keyword.span.to(end))
+        if name in TEXT_ACTIONS:
+            text = self._word_or_string()
+            return SieveNode(name, (text,), (), keyword.span.to(text.span))
+        if name in BARE_ACTIONS:
+            return SieveNode(name, (), (), keyword.span)
+        if name == "redirect":
+            texts = [self._word_or_string()]
+            if self._next_word_is("copy"):
+                texts.append(self._keyword())
+            return SieveNode(name, tuple(texts), (), keyword.span.to(texts[-1].span))
+        if name == "vacation":
+            return self._vacation(keyword)
+        raise Fallback
 
-    @staticmethod
-    def match(children):
-        return children[0]
-
-    size_op = copy = match
-
-    _SYMBOLS = frozenset({"(", ")", ",", ";", "{", "}"})
-
-    @classmethod
-    def node(cls, kind: str, children) -> SieveNode:
-        # children[0] is the keyword (`fileinto`, `header`…); later tokens are arguments.
-        texts = tuple(_text(c) for c in children[1:]
-                      if isinstance(c, Tok) and c.value not in cls._SYMBOLS)
-        nested = []
-        for child in children:
-            if isinstance(child, list):  # elsif branches, test lists, vacation options
-                nested.extend(child)
-            elif isinstance(child, _Part):  # a `{ … }` body stays one tuple
-                nested.append(child.items)
-            elif not isinstance(child, Tok):
-                nested.append(child)
-        return SieveNode(kind, texts, tuple(nested), _span(children))
-
-
-def _callback_for(rule):
-    name = str(rule.origin.name)
-    method = getattr(Builder, name, None)
-    if method is not None:
-        return method
-    if name.startswith("_") or rule.options.expand1:
-        def pass_through(children):
-            return children[0] if len(children) == 1 else Builder.node(name.lstrip("_"), children)
-        return pass_through
-    return functools.partial(Builder.node, name)
-
-
-@functools.cache
-def _grammar() -> str:
-    """grammar/mailspec.lark with the statement keywords of the language schema."""
-    text = resources.files("mailspec.grammar").joinpath("mailspec.lark").read_text("utf-8")
-    keywords = " | ".join(f'"{k}"' for k in language.statement_keywords())
-    return text.replace("!key: KEYWORDS\n", f"!key: {keywords}\n", 1)
-
-
-@functools.cache
-def _driver() -> Driver:
-    lark = Lark(_grammar(), parser="lalr")  # only for its tables and terminals
-    errors.name_terminals(lark.terminals)
-    return Driver(lark, _callback_for)
-
-
-def _indent(text: str, offset: int) -> tuple[int, bool]:
-    """The indentation of the line holding `offset`, and whether only blanks precede it."""
-    start = text.rfind("\n", 0, offset) + 1
-    before = text[start:offset]
-    return len(before) - len(before.lstrip(" \t")), not before.strip(" \t")
-
-
-def _unclosed_brace(file: str, text: str) -> tuple[Span, Span | None] | None:
-    """At an unexpected end of file: the `{` that is most likely never closed, and the
-    `}` that was taken for its end (then the rest of the file went inside its block).
-    By indentation: a `}` at the start of a line less indented than the line of the `{`
-    it closes belongs to an outer block. Without such a `}`, the innermost open `{`."""
-    stack: list[int] = []
-    suspect = None
-    for match in _driver().all_tokens_re.finditer(text):
-        brace = match.group("P")
-        if brace == "{":
-            stack.append(match.start("P"))
-        elif brace == "}" and stack:
-            opened = stack.pop()
-            depth, first = _indent(text, match.start("P"))
-            if suspect is None and first and depth < _indent(text, opened)[0]:
-                suspect = (Span(file, opened, opened + 1), Span(file, match.start("P"), match.end("P")))
-    if not stack:
-        return None
-    return suspect or (Span(file, stack[-1], stack[-1] + 1), None)
-
-
-def statement_words() -> frozenset[str]:
-    """The keywords that start a statement, and `sieve`."""
-    return _driver().item_words
-
-
-# Characters no spec needs and no daemon file may hold: C0 controls other than tab,
-# newline, carriage return and form feed; DEL; and the bidi controls of Trojan Source.
-_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069\ufeff]")
-MAX_REPORTED = 20
-
-
-def _controls(file: str, text: str) -> list:
-    found = []
-    for match in _CONTROL.finditer(text):
-        span = Span(file, match.start(), match.end())
-        found.append(errors.byte_order_mark(span) if match.group() == "\ufeff" and match.start() == 0
-                     else errors.control_character(span, match.group()))
-        if len(found) == MAX_REPORTED:
-            break
-    return found
-
-
-def parse(file: str, text: str) -> tuple:
-    """The top-level nodes of `text`. `file` names it in spans and diagnostics."""
-    controls = _controls(file, text)
-    if controls:
-        raise SpecError(controls)
-    driver = _driver()
-    try:
-        return FastParser(driver, file, text).parse()
-    except Fallback:
-        pass
-    try:
-        nodes = driver.parse(file, text)
-    except ParseError as error:
-        raise SpecError(_every_syntax_error(driver, file, text, error)) from None
-    deep = _too_deep(nodes)
-    if deep is not None:
-        raise SpecError([errors.too_deep(deep, MAX_DEPTH)])
-    return nodes
-
-
-def _every_syntax_error(driver: Driver, file: str, text: str, error: ParseError) -> list:
-    """The first syntax error and those after it, up to MAX_REPORTED. To go on after an
-    error, the rest of its line is blanked out (braces kept, so blocks stay matched, and
-    every offset stays where it was) and the text is parsed again. It stops at the end of
-    the file, or when blanking makes no progress."""
-    found = [_syntax_diagnostic(text, error)]
-    seen = {error.span.start}
-    while len(found) < MAX_REPORTED:
-        blanked = _blank_rest_of_line(text, error.span.start)
-        if blanked == text:
-            break
-        text = blanked
-        try:
-            driver.parse(file, text)
-            break
-        except ParseError as later:
-            if later.span.start in seen:
+    def _vacation(self, keyword) -> SieveNode:
+        text = self._word_or_string()
+        options = []
+        while True:
+            if self._next_word_is("subject"):
+                option = self._keyword()
+                value = self._word_or_string()
+                options.append(SieveNode("vacation_subject", (value,), (), option.span.to(value.span)))
+            elif self._next_word_is("days"):
+                option = self._keyword()
+                days = self._expect("W")
+                options.append(SieveNode("vacation_days", (days,), (), option.span.to(days.span)))
+            else:
                 break
-            error = later
-            seen.add(error.span.start)
-            found.append(_syntax_diagnostic(text, error))
-    if len(found) == MAX_REPORTED:
-        found[-1] = attrs.evolve(found[-1], notes=found[-1].notes + (
-            f"stopped after {MAX_REPORTED} syntax errors: fix these, then check again",))
-    return found
+        end = options[-1].span if options else text.span
+        return SieveNode("vacation", (text,), tuple(options), keyword.span.to(end))
 
+    def _next_word_is(self, word: str) -> bool:
+        return self.kinds[self.index] == "W" and self.texts[self.index].value == word
 
-def _blank_rest_of_line(text: str, start: int) -> str:
-    """`text` with spaces from `start` to the end of its line, except for the braces that
-    open or close a block beyond it (a `{ … }` pair inside the line goes too)."""
-    end = text.find("\n", start)
-    end = len(text) if end < 0 else end
-    line = list(text[start:end])
-    opened: list[int] = []
-    kept = set()
-    for index, char in enumerate(line):
-        if char == "{":
-            opened.append(index)
-        elif char == "}":
-            if opened:
-                opened.pop()
-            else:
-                kept.add(index)
-    kept.update(opened)
-    blanked = "".join(char if index in kept else " " for index, char in enumerate(line))
-    return text[:start] + blanked + text[end:]
+    def _test(self) -> SieveNode:
+        self._nest(1)
+        found = self._test_at_depth()
+        self._nest(-1)
+        return found
 
-
-def _too_deep(nodes: tuple) -> Span | None:
-    """The span of the first node nested deeper than MAX_DEPTH, found without recursion."""
-    pending = [(node, 1) for node in nodes]
-    while pending:
-        node, depth = pending.pop()
-        if depth > MAX_DEPTH:
-            return node.span
-        children = (node.body or ()) if isinstance(node, Entry) else node.children
-        for child in children:  # a node, or a tuple of nodes (a Sieve body)
-            for item in ((child,) if isinstance(child, (Entry, SieveNode)) else child):
-                pending.append((item, depth + 1))
-    return None
-
-
-def _syntax_diagnostic(text: str, error: ParseError):
-    if error.token is None and error.span.start < len(text):
-        return errors.unexpected_character(error.span, text)
-    if error.token is None:
-        unclosed = _unclosed_brace(error.span.file, text) if "RBRACE" in error.expected else None
-        if unclosed is not None:
-            return errors.unclosed_brace(*unclosed)
-        return errors.unexpected_end(error.span, error.expected)
-    return errors.unexpected_token(error.span, error.token.value, error.token.type, error.expected)
+    def _test_at_depth(self) -> SieveNode:
+        keyword = self._keyword()
+        name = keyword.value
+        if name in TEXT_TESTS:
+            texts = [self._word_or_string()]
+            if TEXT_TESTS[name] == 3:
+                match = self._keyword()
+                if match.value not in MATCHES:
+                    raise Fallback
+                texts += [match, self._word_or_string()]
+            return SieveNode(f"{name}_test", tuple(texts), (), keyword.span.to(texts[-1].span))
+        if name == "size":
+            operator = self._keyword()
+            if operator.value not in SIZE_OPS:
+                raise Fallback
+            texts = [operator, self._expect("W")]
+            if self.kinds[self.index] == "W":
+                texts.append(self._take())
+            return SieveNode("size_test", tuple(texts), (), keyword.span.to(texts[-1].span))
+        if name in ("allof", "anyof"):
+            self._expect("(")
+            tests = [self._test()]
+            while self.kinds[self.index] == ",":
+                self.index += 1
+                tests.append(self._test())
+            end = self._expect(")").span
+            return SieveNode(f"{name}_test", (), tuple(tests), keyword.span.to(end))
+        if name == "not":
+            test = self._test()
+            return SieveNode("not_test", (), (test,), keyword.span.to(test.span))
+        if name in ("true", "false"):
+            return SieveNode(f"{name}_test", (), (), keyword.span)
+        raise Fallback
