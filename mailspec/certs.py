@@ -22,7 +22,7 @@ def mail_names(spec: model.Spec) -> list[str]:
     """The names clients use: the hostname, and `mail.` plus each served domain name."""
     names = [spec.server.hostname]
     for domain in spec.domains:
-        for name in [domain.name, *(a.name for a in domain.also)]:
+        for name in domain.names:
             names.append(f"mail.{name}")
     return list(dict.fromkeys(names))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import enum
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import attrs
 
@@ -162,16 +162,66 @@ class Constant:
 Test = CompareTest | SizeTest | ExistsTest | AllOf | AnyOf | Not | Constant
 
 
-@attrs.frozen
-class Action:
-    """fileinto, redirect, discard, reject, keep, stop, addflag or vacation."""
+# Sieve actions: one record each, named as Sieve names them (`name`).
 
-    name: str
-    argument: str | None = None  # folder, address, reason, flag or vacation body
-    copy: bool = False  # redirect :copy
-    subject: str | None = None  # vacation
-    days: int | None = None  # vacation
+@attrs.frozen
+class FileInto:
+    name: ClassVar[str] = "fileinto"
+    folder: str
     span: Span | None = _span()
+
+
+@attrs.frozen
+class Redirect:
+    name: ClassVar[str] = "redirect"
+    to: Address
+    copy: bool = False  # :copy, keeping the implicit keep
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Reject:
+    name: ClassVar[str] = "reject"
+    reason: str
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class AddFlag:
+    name: ClassVar[str] = "addflag"
+    flag: str
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Vacation:
+    name: ClassVar[str] = "vacation"
+    body: str
+    subject: str | None = None
+    days: int | None = None
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Discard:
+    name: ClassVar[str] = "discard"
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Keep:
+    name: ClassVar[str] = "keep"
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class Stop:
+    name: ClassVar[str] = "stop"
+    span: Span | None = _span()
+
+
+Action = FileInto | Redirect | Reject | AddFlag | Vacation | Discard | Keep | Stop
+ACTIONS = (FileInto, Redirect, Reject, AddFlag, Vacation, Discard, Keep, Stop)
 
 
 @attrs.frozen
@@ -274,6 +324,22 @@ class Domain:
 
     def address(self, local: str) -> Address:
         return Address(local, self.name)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Its own name, then each alias domain's: every domain it receives mail for."""
+        return (self.name, *(a.name for a in self.also))
+
+
+def alias_domains(domains) -> dict[str, str]:
+    """alias domain -> the domain it is another name of."""
+    return {a.name: d.name for d in domains for a in d.also}
+
+
+def canonical(address: Address, aliases: dict[str, str]) -> Address:
+    """`address` in its real domain: an alias domain delivers to the same local parts."""
+    real = aliases.get(address.domain)
+    return Address(address.local, real) if real else address
 
 
 @attrs.frozen

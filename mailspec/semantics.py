@@ -22,7 +22,7 @@ class _Directory:
     def __init__(self, spec: model.Spec):
         self.spec = spec
         self.domains = {d.name: d for d in spec.domains}
-        self.real = {a.name: d.name for d in spec.domains for a in d.also}
+        self.real = model.alias_domains(spec.domains)
         self.entries: dict[Address, object] = {}
         for domain in spec.domains:
             for mailbox in domain.mailboxes:
@@ -37,7 +37,7 @@ class _Directory:
                     self.entries.setdefault(self.canonical(ref.address), ("owner", domain.address(mailbox.local)))
 
     def canonical(self, address: Address) -> Address:
-        return Address(address.local, self.real.get(address.domain, address.domain))
+        return model.canonical(address, self.real)
 
     def served(self, domain: str) -> bool:
         return domain in self.domains or domain in self.real
@@ -157,7 +157,7 @@ def owners(spec: model.Spec, sender: str) -> frozenset[str]:
     directory = _Directory(spec)
     listed: dict[Address, set[str]] = {}
     for domain in spec.domains:
-        names = [domain.name, *(a.name for a in domain.also)]
+        names = domain.names
         for mailbox in domain.mailboxes:
             owned = {Address(mailbox.local, name) for name in names}
             for ref in mailbox.aliases:
@@ -207,7 +207,7 @@ def may_receive(spec: model.Spec, sender: str, recipient: str) -> Verdict:
     delimiter = spec.server.recipient_delimiter
     if access_listed(spec.server.filters.reject_senders, sender, delimiter):
         return Verdict(False, "refused by reject_sender")
-    served = {name for d in spec.domains for name in (d.name, *(a.name for a in d.also))}
+    served = {name for d in spec.domains for name in d.names}
     if not spec.server.filters.own_domains_from_outside and access_listed(served, sender, delimiter):
         return Verdict(False, "our own domain as sender from outside")
     return _recipient_policy(spec, _split(sender), recipient, logged_in=False)

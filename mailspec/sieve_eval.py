@@ -117,28 +117,28 @@ class _Run:
                 self.action(command)
 
     def action(self, action: model.Action) -> None:
-        name = action.name
-        if name == "stop":
-            self.stopped = True
-        elif name == "addflag":
-            if action.argument not in self.flags:
-                self.flags.append(action.argument)
-        elif name in ("fileinto", "keep"):
-            self.store(action.argument if name == "fileinto" else "INBOX")
-            self.keep = False
-        elif name == "redirect":
-            line = f"redirect message to: <{action.argument}>"
-            if line not in self.actions:  # a repeated redirect is dropped whole, :copy or not
-                self.actions.append(line)
-                self.keep = self.keep and action.copy
-        elif name == "discard":
-            self.add("discard")
-            self.keep = False
-        elif name == "reject":
-            self.add(f"reject message with reason: {action.argument}")
-            self.keep = False
-        elif name == "vacation":
-            self.add("send vacation message")
+        match action:
+            case model.Stop():
+                self.stopped = True
+            case model.AddFlag(flag):
+                if flag not in self.flags:
+                    self.flags.append(flag)
+            case model.FileInto() | model.Keep():
+                self.store(action.folder if isinstance(action, model.FileInto) else "INBOX")
+                self.keep = False
+            case model.Redirect(to, copy):
+                line = f"redirect message to: <{to}>"
+                if line not in self.actions:  # a repeated redirect is dropped whole, :copy or not
+                    self.actions.append(line)
+                    self.keep = self.keep and copy
+            case model.Discard():
+                self.add("discard")
+                self.keep = False
+            case model.Reject(reason):
+                self.add(f"reject message with reason: {reason}")
+                self.keep = False
+            case model.Vacation():
+                self.add("send vacation message")
 
 
 def sieve_eval(commands: tuple[model.Command, ...], raw: bytes, envelope: Envelope) -> Outcome:

@@ -35,13 +35,13 @@ TESTS = st.deferred(lambda: st.one_of(
     st.builds(model.Constant, st.booleans()),
 ))
 ACTIONS = st.one_of(
-    st.builds(model.Action, st.just("fileinto"), st.sampled_from(["Junk", "Lists/team", "INBOX"])),
-    st.builds(model.Action, st.just("redirect"), st.sampled_from(["a@b.example", "c@d.example"]),
+    st.builds(model.FileInto, st.sampled_from(["Junk", "Lists/team", "INBOX"])),
+    st.builds(model.Redirect, st.sampled_from([model.Address("a", "b.example"), model.Address("c", "d.example")]),
               st.booleans()),
-    st.sampled_from([model.Action(n) for n in ("discard", "keep", "stop")]),
-    st.builds(model.Action, st.just("reject"), st.just("not wanted")),
-    st.builds(model.Action, st.just("addflag"), st.sampled_from(["\\Seen", "\\Flagged", "$Label1"])),
-    st.builds(model.Action, st.just("vacation"), st.just("Away"), subject=st.just("Gone")),
+    st.sampled_from([model.Discard(), model.Keep(), model.Stop()]),
+    st.builds(model.Reject, st.just("not wanted")),
+    st.builds(model.AddFlag, st.sampled_from(["\\Seen", "\\Flagged", "$Label1"])),
+    st.builds(model.Vacation, st.just("Away"), subject=st.just("Gone")),
 )
 COMMANDS = st.deferred(lambda: st.lists(st.one_of(ACTIONS, IFS), max_size=4).map(tuple))
 IFS = st.builds(model.If, st.lists(st.builds(model.Branch, TESTS, COMMANDS), min_size=1, max_size=2)
@@ -89,8 +89,7 @@ def test_sieve_test_performs_what_sieve_eval_says(tmp_path_factory, commands, me
 def test_regression_storing_twice_into_one_folder_merges_the_flags(tmp_path_factory):
     # Found by the property above: Pigeonhole performs one store into Junk, carrying
     # the flag added between the two fileinto commands.
-    commands = (model.Action("fileinto", "Junk"), model.Action("addflag", "\\Seen"),
-                model.Action("fileinto", "Junk"))
+    commands = (model.FileInto("Junk"), model.AddFlag("\\Seen"), model.FileInto("Junk"))
     message = (b"From: hello\r\nTo: me@example.com\r\n\r\nxxxxxxxxxx\r\n",
                Envelope("bob@x.org", "me@example.com"))
     outcome = sieve_eval(commands, *message)
@@ -122,7 +121,8 @@ def assert_agree(tmp_path_factory, commands, message) -> None:
 def test_regression_a_repeated_redirect_is_ignored_whole(tmp_path_factory):
     # Found by the property: after `redirect :copy X`, a plain `redirect X` is a
     # duplicate and does not cancel the implicit keep.
-    commands = (model.Action("redirect", "a@b.example", True), model.Action("redirect", "a@b.example"))
+    to = model.Address("a", "b.example")
+    commands = (model.Redirect(to, True), model.Redirect(to))
     message = (b"From: hello\r\nTo: me@example.com\r\n\r\nxxxxxxxxxx\r\n",
                Envelope("bob@x.org", "me@example.com"))
     assert sieve_eval(commands, *message).implicit_keep

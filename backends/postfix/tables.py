@@ -53,20 +53,20 @@ def _joined(targets) -> str:
 
 def build(spec: model.Spec) -> PostfixTables:
     domains = spec.domains
-    real_domain = {also.name: d.name for d in domains for also in d.also}
+    aliases_of = model.alias_domains(domains)
 
     def canonical(address: Address) -> Address:
-        return Address(address.local, real_domain.get(address.domain, address.domain))
+        return model.canonical(address, aliases_of)
 
-    also = {d.name: [a.name for a in d.also] for d in domains}
+    names = {d.name: d.names for d in domains}
 
     def all_names(address: Address) -> list[Address]:
         """The address under its domain's every name (itself, if not served)."""
-        return [address, *(Address(address.local, n) for n in also.get(address.domain, ()))]
+        return [Address(address.local, n) for n in names.get(address.domain, (address.domain,))]
 
     def everywhere(domain: model.Domain, local: str) -> list[str]:
         """The address in its domain and in each of the domain's aliases."""
-        return [f"{local}@{name}" for name in [domain.name, *(a.name for a in domain.also)]]
+        return [f"{local}@{name}" for name in domain.names]
 
     aliases: dict[str, str] = {}
     senders: dict[str, list[str]] = defaultdict(list)
@@ -85,7 +85,7 @@ def build(spec: model.Spec) -> PostfixTables:
             for ref in mailbox.aliases:
                 target = canonical(ref.address)
                 aliases[str(target)] = login
-                for name in [target.domain, *(a.name for a in domain.also if target.domain == domain.name)]:
+                for name in (domain.names if target.domain == domain.name else (target.domain,)):
                     senders[f"{target.local}@{name}"].append(login)
             for ref in mailbox.send_as:
                 senders[str(canonical(ref.address))].append(login)
@@ -132,7 +132,7 @@ def build(spec: model.Spec) -> PostfixTables:
     plus_disabled = [(f"/^[^@]*{re.escape(spec.server.recipient_delimiter)}[^@]*@{re.escape(name)}$/",
                       f"REJECT 5.1.1 plus addressing is disabled for {domain.name}")
                      for domain in domains if not domain.plus_addressing
-                     for name in [domain.name, *(a.name for a in domain.also)]]
+                     for name in domain.names]
 
     return PostfixTables(
         virtual_domains=tuple((d.name, "OK") for d in domains),
@@ -143,8 +143,7 @@ def build(spec: model.Spec) -> PostfixTables:
         recipient_access=tuple(sorted(recipient_access.items())),
         sender_access=tuple(sorted(sender_access)),
         list_access=tuple(sorted(list_access.items())),
-        own_domains=tuple(sorted((name, OWN_DOMAIN_FROM_OUTSIDE) for d in domains
-                                 for name in [d.name, *(a.name for a in d.also)])),
+        own_domains=tuple(sorted((name, OWN_DOMAIN_FROM_OUTSIDE) for d in domains for name in d.names)),
         list_classes=tuple(sorted(classes, key=lambda c: c.name)),
         plus_disabled=tuple(plus_disabled),
     )

@@ -47,22 +47,22 @@ class _Printer:
     def action(self, action: model.Action) -> str:
         if action.name in _ACTION_EXTENSIONS:
             self.extensions.add(_ACTION_EXTENSIONS[action.name])
-        if action.name == "redirect":
-            if action.copy:
-                self.extensions.add("copy")
-                return f"redirect :copy {quote(action.argument)};"
-            return f"redirect {quote(action.argument)};"
-        if action.name == "vacation":
-            options = f":days {action.days} " if action.days else ""
-            options += f":subject {quote(action.subject)} " if action.subject else ""
-            return f"vacation {options}{quote(action.argument)};"
-        if action.argument is not None:
-            return f"{action.name} {quote(action.argument)};"
+        match action:
+            case model.Redirect(to, copy):
+                if copy:
+                    self.extensions.add("copy")
+                return f"redirect {':copy ' if copy else ''}{quote(str(to))};"
+            case model.Vacation(body, subject, days):
+                options = f":days {days} " if days else ""
+                options += f":subject {quote(subject)} " if subject else ""
+                return f"vacation {options}{quote(body)};"
+            case model.FileInto(text) | model.Reject(text) | model.AddFlag(text):
+                return f"{action.name} {quote(text)};"
         return f"{action.name};"
 
     def commands(self, commands, depth: int) -> None:
         for command in commands:
-            if isinstance(command, model.Action):
+            if not isinstance(command, model.If):
                 self.emit(depth, self.action(command))
                 continue
             for index, branch in enumerate(command.branches):
@@ -95,7 +95,7 @@ def auto_reply(printer: _Printer, reply: model.AutoReply, addresses: list[str]) 
 def mailbox_script(domain: model.Domain, mailbox: model.Mailbox) -> str:
     printer = _Printer()
     if mailbox.auto_reply is not None:
-        names = [domain.name, *(a.name for a in domain.also)]
+        names = domain.names
         locals_ = [mailbox.local, *(r.address.local for r in mailbox.aliases
                                     if r.address.domain == domain.name)]
         addresses = [f"{local}@{name}" for local in dict.fromkeys(locals_) for name in names]

@@ -45,7 +45,7 @@ def split(value: str) -> list[str]:
 
 def build(spec: model.Spec) -> Rows:
     maps = postfix_tables.build(spec)
-    real = {d.name: d.name for d in spec.domains} | {a.name: d.name for d in spec.domains for a in d.also}
+    real = {name: d.name for d in spec.domains for name in d.names}
 
     def owner(key: str) -> str | None:
         """The served domain a lookup key belongs to (`x@alias` belongs to the real domain)."""
@@ -62,7 +62,7 @@ def build(spec: model.Spec) -> Rows:
         "virtual_users": users,
         "virtual_aliases": [(source, target, owner(source))
                             for source, targets in maps.virtual_aliases for target in split(targets)],
-        "virtual_alias_domains": [(a.name, d.name) for d in spec.domains for a in d.also],
+        "virtual_alias_domains": list(model.alias_domains(spec.domains).items()),
         "sender_logins": [(sender, login, owner(login))
                           for sender, logins in maps.sender_login for login in split(logins)],
         "recipient_rules": [(key, action, owner(key)) for key, action in maps.recipient_access],

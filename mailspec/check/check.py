@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import unicodedata
+from typing import NamedTuple
 
 import idna
 
@@ -26,14 +27,21 @@ def _human_size(size: int) -> str:
 MAX_ALIAS_CHAIN = 100  # aliases through aliases; Postfix itself stops at 1000
 
 
+class Declared(NamedTuple):
+    """What declares an address: a mailbox, an alias, a list or a mailbox's alias."""
+
+    kind: str  # "mailbox", "alias", "list" or "mailbox alias"
+    span: Span
+    owner: object  # the Mailbox, Alias or MailingList (a mailbox alias: its mailbox)
+
+
 class Checker:
     def __init__(self, spec: model.Spec):
         self.spec = spec
         self.out: list[Diagnostic] = []
         self.domains: dict[str, model.Domain] = {}
         self.alias_domains: dict[str, str] = {}  # alias domain -> its domain
-        # Every declared address: (kind, span, the mailbox/alias/list/owning mailbox).
-        self.declared: dict[Address, tuple[str, Span, object]] = {}
+        self.declared: dict[Address, Declared] = {}
         self.locals: dict[str, list[str]] = {}  # domain -> declared local parts (for "did you mean")
         self.redirected: dict[Address, list[tuple[Address, Span]]] = {}  # mailbox -> Sieve redirects
 
@@ -63,7 +71,7 @@ class Checker:
 
     def index_domains(self) -> None:
         for domain in self.spec.domains:
-            for name, span in ((domain.name, domain.span), *((a.name, a.span) for a in domain.also)):
+            for name, span in zip(domain.names, (domain.span, *(a.span for a in domain.also)), strict=True):
                 found = scripts(name)
                 if len(found) > 1:
                     self.out.append(errors.mixed_scripts(span, idna.decode(name), sorted(found)))
@@ -87,8 +95,7 @@ class Checker:
 
     def canonical(self, address: Address) -> Address:
         """The address in its real domain (domain aliases deliver to the same names)."""
-        real = self.alias_domains.get(address.domain)
-        return Address(address.local, real) if real else address
+        return model.canonical(address, self.alias_domains)
 
     def served(self, address: Address) -> bool:
         return address.domain in self.domains or address.domain in self.alias_domains
@@ -96,14 +103,14 @@ class Checker:
     def declare(self, address: Address, kind: str, span: Span, owner: object) -> None:
         first = self.declared.get(address)
         if first is None:
-            self.declared[address] = (kind, span, owner)
+            self.declared[address] = Declared(kind, span, owner)
             self.locals.setdefault(address.domain, []).append(address.local)
-        elif first[0] == kind == "mailbox":
-            self.out.append(errors.duplicate_mailbox(span, address, first[1]))
-        elif first[0] == "mailbox":
-            self.out.append(errors.shadows_mailbox(span, address, kind, first[1]))
+        elif first.kind == kind == "mailbox":
+            self.out.append(errors.duplicate_mailbox(span, address, first.span))
+        elif first.kind == "mailbox":
+            self.out.append(errors.shadows_mailbox(span, address, kind, first.span))
         else:
-            self.out.append(errors.duplicate_address(span, address, kind, first[0], first[1]))
+            self.out.append(errors.duplicate_address(span, address, kind, first.kind, first.span))
 
     def index_addresses(self) -> None:
         domains = self.domains.values()
@@ -124,7 +131,7 @@ class Checker:
 
     # ---------------------------------------------------------------- references
 
-    def lookup(self, ref: Ref, what: str) -> tuple[str, Span, object] | None:
+    def lookup(self, ref: Ref, what: str) -> Declared | None:
         """The declaration a served address refers to; reports unknown ones. None if external."""
         if not self.served(ref.address):
             return None
@@ -135,9 +142,9 @@ class Checker:
                                                      self.locals.get(address.domain, [])))
         return found
 
-    def delivers_to_send_only(self, ref: Ref, what: str, found) -> None:
-        if found and found[0] == "mailbox" and found[2].send_only:
-            self.out.append(errors.send_only_target(ref.span, what, self.canonical(ref.address), found[1]))
+    def delivers_to_send_only(self, ref: Ref, what: str, found: Declared | None) -> None:
+        if found and found.kind == "mailbox" and found.owner.send_only:
+            self.out.append(errors.send_only_target(ref.span, what, self.canonical(ref.address), found.span))
 
     def check_references(self) -> None:
         rejected = set(self.spec.server.filters.reject_recipients)
@@ -307,9 +314,8 @@ def redirects(commands) -> list[tuple[Address, Span]]:
             for branch in command.branches:
                 found += redirects(branch.body)
             found += redirects(command.otherwise or ())
-        elif command.name == "redirect":
-            local, _, domain = command.argument.rpartition("@")
-            found.append((Address(local, domain), command.span))
+        elif isinstance(command, model.Redirect):
+            found.append((command.to, command.span))
     return found
 
 

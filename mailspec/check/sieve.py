@@ -7,7 +7,6 @@ from collections.abc import Callable
 from mailspec import model
 from mailspec.check import errors
 from mailspec.diagnostics import Diagnostic
-from mailspec.lower.values import Invalid, address
 from mailspec.source import Span
 
 # Pairs that Pigeonhole rejects when both run on one message (RFC 5429, RFC 5230).
@@ -45,13 +44,9 @@ def check_sieve(mailbox: model.Mailbox, check_redirect: Callable) -> list[Diagno
                 continue
             for other in sorted(_CONFLICTS.get(command.name, ()) & state.keys()):
                 out.append(errors.sieve_conflict(command.span, command.name, other, state[other]))
-            if command.name == "redirect":
-                try:
-                    target, _ = address(command.argument, None)
-                    check_redirect(target, command.span)
-                except Invalid:
-                    pass  # lowering already reported it
-            if command.name == "stop":
+            if isinstance(command, model.Redirect):
+                check_redirect(command.to, command.span)
+            if isinstance(command, model.Stop):
                 return None
             state.setdefault(command.name, command.span)
         return state

@@ -8,6 +8,7 @@ from mailspec.syntax import SieveNode, Text
 
 _COMPARE_KINDS = {"header_test": "header", "address_test": "address", "envelope_test": "envelope"}
 _ENVELOPE_PARTS = {"from", "to"}
+_BARE_ACTIONS = {"discard": model.Discard, "keep": model.Keep, "stop": model.Stop}
 _ADDRESS_HEADERS_HELP = "name a header such as \"from\", \"to\" or \"cc\""
 
 
@@ -44,21 +45,21 @@ class SieveLowerer:
         argument = node.texts[0] if node.texts else None
         try:
             if name == "fileinto":
-                return model.Action(name, values.folder(argument.value), span=node.span)
+                return model.FileInto(values.folder(argument.value), node.span)
             if name == "redirect":
                 address, _ = values.address(argument.value, domain)
                 copy = any(t.value == "copy" for t in node.texts[1:])
-                return model.Action(name, str(address), copy=copy, span=node.span)
+                return model.Redirect(address, copy, node.span)
             if name in ("reject", "addflag"):
                 if not argument.value.strip():
                     raise values.Invalid(f"`{name}` needs a non-empty text")
-                return model.Action(name, argument.value, span=node.span)
+                return (model.Reject if name == "reject" else model.AddFlag)(argument.value, node.span)
             if name == "vacation":
                 return self.vacation(node)
         except values.Invalid as problem:
             self.invalid(argument, problem)
             return None
-        return model.Action(name, span=node.span)  # discard, keep, stop
+        return _BARE_ACTIONS[name](node.span)
 
     def vacation(self, node: SieveNode) -> model.Action | None:
         subject = days = None
@@ -72,7 +73,7 @@ class SieveLowerer:
                 except values.Invalid as problem:
                     self.invalid(text, problem)
                     return None
-        return model.Action("vacation", node.texts[0].value, subject=subject, days=days, span=node.span)
+        return model.Vacation(node.texts[0].value, subject, days, node.span)
 
     def test(self, node: SieveNode) -> model.Test:
         kind = node.kind
