@@ -12,8 +12,6 @@ import attrs
 import click
 
 from mailspec import __version__, model
-from mailspec.certs import make_certificates
-from mailspec.deploydir import TargetError
 from mailspec.diagnostics import SpecError, render_all_json, render_all_text
 from mailspec.layout import Layout, Ports
 from mailspec.lower.loader import read_text
@@ -176,6 +174,8 @@ def compile_command(files: tuple[str, ...], output: str, prefix: str, ports: tup
       mailspec compile server.mailspec domains/*.mailspec -o /srv/mail/deploy
       mailspec compile site.mailspec -o test-deploy --prefix /tmp/mail --port smtp=2525
     """
+    from mailspec.deploydir import TargetError
+
     layout = _layout(prefix, ports)
     lowered = _load(files, import_roots)
     try:
@@ -212,6 +212,8 @@ def certs_command(files: tuple[str, ...], out: str, import_roots: tuple[str, ...
     Examples:
       mailspec certs site.mailspec --out /var/lib/mailspec/tls
     """
+    from mailspec.certs import make_certificates  # cryptography: only for this command
+
     result = check_and_write(_load(files, import_roots))
     if not result.ok:
         _report(result, "human")

@@ -2,9 +2,9 @@
 
     load (read and parse every file) -> lower (typed model) -> check -> emit -> write
 
-`compile` runs them in order. With a target, emit and write start in a forked child as
-soon as the spec is lowered, and the check runs meanwhile; the tree is committed only
-if the check finds no error.
+`compile` runs them in order. With a target, emit and write (writer.py) start in a
+forked child as soon as the spec is lowered, and the check runs meanwhile; the tree is
+committed only if the check finds no error.
 """
 
 from __future__ import annotations
@@ -16,11 +16,8 @@ import os
 import attrs
 
 from mailspec import model
-from mailspec.background import Background
 from mailspec.check import check_spec
-from mailspec.deploydir import Staging, resolve
 from mailspec.diagnostics import Diagnostic
-from mailspec.emit import emit_all, emit_share, manifest, mode, split
 from mailspec.layout import DEFAULT, Layout
 from mailspec.lower.loader import allowed_roots, load
 from mailspec.lower.lower import Lowerer
@@ -92,8 +89,9 @@ def check_and_write(lowered: Result, target: str | None = None, layout: Layout =
     with _no_gc():
         if target is None or not lowered.ok:  # the check still runs: every problem at once
             return _checked(lowered)
+        from mailspec.writer import Writer  # emit and write: imported only by what writes
         try:
-            writer = _Writer(lowered.spec, resolve(target, list(lowered.sources)), layout)
+            writer = Writer(lowered.spec, target, list(lowered.sources), layout)
         except OSError:
             result = _checked(lowered)
             if result.ok:
@@ -111,38 +109,10 @@ def _checked(lowered: Result) -> Result:
     return attrs.evolve(lowered, diagnostics=lowered.diagnostics + tuple(check_spec(lowered.spec)))
 
 
-class _Writer:
-    """emit and write into a stage beside the target: a forked child takes its share of
-    the backends (mailspec.emit.split) at once; the parent writes the rest in `finish`,
-    after the check. Speculative: for a spec the check refuses, the child is killed and
-    its work thrown away, as an invalid spec may make the backends fail or loop."""
-
-    def __init__(self, spec: model.Spec, target: str, layout: Layout):
-        self.spec, self.layout = spec, layout
-        self.staging = Staging(target)
-        self.child_share, self.parent_share = split()
-        self.background = Background(lambda: self._write(emit_share(spec, self.child_share, True, layout)))
-
-    def _write(self, files: dict[str, str]) -> dict[str, str]:
-        return self.staging.write(files, {path: mode(path) for path in files})
-
-    def finish(self, valid: bool, remove_unlisted: bool) -> list[str]:
-        """Commit the tree if the spec is `valid`; the unlisted files removed."""
-        if not valid:
-            self.abandon()
-            return []
-        digests = self._write(emit_share(self.spec, self.parent_share, False, self.layout))
-        digests.update(self.background.result())
-        self._write({"MANIFEST": manifest(self.spec, digests)})
-        return self.staging.commit(remove_unlisted)
-
-    def abandon(self) -> None:
-        self.background.cancel()
-        self.staging.discard()
-
-
 def compile_files(result: Result) -> dict[str, str]:
     """The deploy tree of a checked spec in memory: {relative path: text}."""
+    from mailspec.emit import emit_all
+
     assert result.ok
     with _no_gc():
         return emit_all(result.spec)
