@@ -1,6 +1,11 @@
 """TLS material for a spec, as the classic how-to makes it by hand with openssl: a
-private CA and a server certificate for the hostname and every served domain's mail
-name, signed by that CA. Keys are written 0600 and never go into a deploy directory."""
+private CA and a server certificate for the hostname and the served domains' mail names,
+signed by that CA. Keys are written 0600 and never go into a deploy directory.
+
+The certificate stays small whatever the number of domains: OpenSSL clients refuse a
+handshake message over 100 KiB, which 1,600 names reach. Beyond MAX_NAMES (the most a
+public CA puts in one certificate) it names the hostname only, where MX records and
+clients point anyway."""
 
 from __future__ import annotations
 
@@ -14,17 +19,20 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mailspec import model
 
+MAX_NAMES = 100
 CA_DAYS = 3650
 SERVER_DAYS = 397  # what browsers and most clients accept for a leaf certificate
 
 
+def all_mail_names(spec: model.Spec) -> list[str]:
+    """The names clients may use: the hostname, and `mail.` plus each served domain name."""
+    return list(dict.fromkeys([spec.server.hostname, *(f"mail.{n}" for d in spec.domains for n in d.names)]))
+
+
 def mail_names(spec: model.Spec) -> list[str]:
-    """The names clients use: the hostname, and `mail.` plus each served domain name."""
-    names = [spec.server.hostname]
-    for domain in spec.domains:
-        for name in domain.names:
-            names.append(f"mail.{name}")
-    return list(dict.fromkeys(names))
+    """The names the certificate covers: all of them up to MAX_NAMES, else the hostname."""
+    names = all_mail_names(spec)
+    return names if len(names) <= MAX_NAMES else names[:1]
 
 
 def _write(path: str, data: bytes, mode: int) -> None:

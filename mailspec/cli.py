@@ -204,7 +204,8 @@ def certs_command(files: tuple[str, ...], out: str, import_roots: tuple[str, ...
     """Create a private CA and a server certificate for the spec's mail names.
 
     The server certificate covers the hostname and `mail.<domain>` for every served
-    domain and domain alias. An existing CA in OUT is kept, so clients that trust it
+    domain and domain alias; with more than 100 names in all, the hostname only (clients
+    refuse huge certificates). An existing CA in OUT is kept, so clients that trust it
     go on trusting the new certificate. Keys are written 0600. Point the spec's
     `tls { cert …; key … }` at the installed server.crt and server.key.
 
@@ -212,7 +213,7 @@ def certs_command(files: tuple[str, ...], out: str, import_roots: tuple[str, ...
     Examples:
       mailspec certs site.mailspec --out /var/lib/mailspec/tls
     """
-    from mailspec.certs import make_certificates  # cryptography: only for this command
+    from mailspec.certs import MAX_NAMES, all_mail_names, make_certificates  # cryptography: only here
 
     result = check_and_write(_load(files, import_roots))
     if not result.ok:
@@ -225,6 +226,9 @@ def certs_command(files: tuple[str, ...], out: str, import_roots: tuple[str, ...
         sys.exit(EXIT_USAGE)
     for name in ("ca.crt", "server.crt", "server.key"):
         click.echo(f"wrote {paths[name]}", err=True)
+    if len(all_mail_names(result.spec)) > MAX_NAMES:
+        click.echo(f"note: the certificate names {result.spec.server.hostname} only: "
+                   f"point clients at it (more than {MAX_NAMES} mail names)", err=True)
 
 
 @main.command("apply")

@@ -3,6 +3,7 @@ on loopback, for the files backend and for the mysql backend (on the test MariaD
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import os
 import shutil
@@ -148,17 +149,24 @@ def message(subject: str, sender: str, to: str, body: str = "hello") -> str:
 
 @pytest.fixture(scope="module", params=["files", "mysql"])
 def running(request, mariadb):
+    hashes = {user: hashed(password) for user, password in PASSWORDS.items()}
+    with serve(lambda backend: SPEC.format(backend=backend, **hashes), request.param, mariadb) as found:
+        yield found
+
+
+@contextlib.contextmanager
+def serve(spec_text, backend_kind: str, mariadb, name: str = "host_tier"):
+    """The spec `spec_text(backend statement)` compiled relocated, installed and run by
+    the real daemons on loopback; stopped after, with no fatal line in their logs."""
     need_root()
     for tool in ("postfix", "dovecot", "doveadm", "sievec", "postmap"):
         need_tool(tool)
     prefix = Path(tempfile.mkdtemp(prefix="ms", dir="/tmp"))
-    hashes = {user: hashed(password) for user, password in PASSWORDS.items()}
     backend = ""
-    if request.param == "mysql":
-        database = "host_tier"
-        backend = MYSQL.format(socket=mariadb.socket, database=database)
+    if backend_kind == "mysql":
+        backend = MYSQL.format(socket=mariadb.socket, database=name)
     spec_path = prefix / "site.mailspec"
-    spec_path.write_text(SPEC.format(backend=backend, **hashes))
+    spec_path.write_text(spec_text(backend))
     spec = check([str(spec_path)]).spec
     layout = Layout(str(prefix), Ports(*free_ports(6)))
     deploy = prefix / "deploy"
@@ -166,28 +174,28 @@ def running(request, mariadb):
     assert compiled.ok, [f"{d.code} {d.message}" for d in compiled.diagnostics]
     tls = prefix / "tls"
     make_certificates(spec, str(tls))
-    if request.param == "mysql":
+    if backend_kind == "mysql":
         options = Path(layout.path("/etc/mailspec/mysql.cnf"))
         options.parent.mkdir(parents=True)
         options.write_text(f"[mailspec]\nuser = {DB_USER}\npassword = {DB_PASSWORD}\n")
-        mariadb.create_database(database, DB_USER, DB_PASSWORD)
-        mariadb.source(database, deploy / "sql" / "schema.sql")
-        mariadb.source(database, deploy / "sql" / "seed.sql")
+        mariadb.create_database(name, DB_USER, DB_PASSWORD)
+        mariadb.source(name, deploy / "sql" / "schema.sql")
+        mariadb.source(name, deploy / "sql" / "seed.sql")
     server = HostServer(spec, deploy, layout, tls)
     server.install()
-    if request.param == "mysql":  # as the README says: Dovecot's auth (group) and auth workers (owner)
+    if backend_kind == "mysql":  # as the README says: Dovecot's auth (group) and auth workers (owner)
         shutil.chown(options, "vmail", "dovecot")
         options.chmod(0o440)
     started = time.monotonic()
     server.start()
-    print(f"\n{request.param}: started in {time.monotonic() - started:.2f} s")
+    print(f"\n{backend_kind}: started in {time.monotonic() - started:.2f} s")
     yield Running(server, layout, prefix, str(tls / "ca.crt"))
     logs = server.logs()
     delivered = sum(1 for p in (prefix / "var/mail/vhosts").rglob("*") if p.parent.name in ("new", "cur"))
-    print(f"\n{request.param}: {delivered} messages delivered to Maildirs")
+    print(f"\n{backend_kind}: {delivered} messages delivered to Maildirs")
     stopping = time.monotonic()
     server.stop()
-    print(f"{request.param}: stopped in {time.monotonic() - stopping:.2f} s")
+    print(f"{backend_kind}: stopped in {time.monotonic() - stopping:.2f} s")
     assert not server.processes(), "stray processes after stop"
     shutil.rmtree(prefix, ignore_errors=True)
     problems = [line for line in logs.splitlines()

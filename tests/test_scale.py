@@ -1,0 +1,53 @@
+"""The compiled server at hosting-provider scale, run by the real daemons: with 3,000
+domains, each with an alias domain, the certificate stays small and every TLS port
+still does its handshake. With a name for each (6,001 names) the server never greeted."""
+
+from __future__ import annotations
+
+import imaplib
+import socket
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from hosttier import HOSTNAME, hashed, serve
+
+DOMAINS = 3000
+
+
+@pytest.fixture(scope="module")
+def many_domains():
+    password = hashed("scale-secret")
+    domains = "".join(f"domain d{n}.scale.example {{ also a{n}.scale.example; "
+                      f'mailbox u {{ password "{password}" }} }}\n' for n in range(DOMAINS))
+    with serve(lambda backend: f"server {{ hostname {HOSTNAME} }}\n{domains}", "files", None) as running:
+        yield running
+
+
+def test_the_certificate_stays_small_with_3000_domains(many_domains):
+    chain = (many_domains.prefix / "tls" / "server.crt").read_bytes()
+    certificate = x509.load_pem_x509_certificates(chain)[0]
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == [HOSTNAME]
+    assert len(certificate.public_bytes(Encoding.DER)) < 2048
+
+
+def greeting_over_tls(running, port: int) -> bytes:
+    """The first line of an implicit-TLS port, its certificate verified as HOSTNAME."""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as raw:
+        with running.tls().wrap_socket(raw, server_hostname=HOSTNAME) as tls:
+            return tls.recv(200)
+
+
+def test_every_tls_port_handshakes_with_3000_domains(many_domains):
+    ports = many_domains.ports
+    for port in (ports.smtp, ports.submission):
+        with many_domains.smtp(port) as client:
+            assert client.starttls(context=many_domains.tls())[0] == 220
+            assert client.ehlo()[0] == 250
+    imap = imaplib.IMAP4("127.0.0.1", ports.imap, timeout=15)
+    imap.host = HOSTNAME  # the name TLS verifies
+    assert imap.starttls(ssl_context=many_domains.tls())[0] == "OK"
+    imap.logout()
+    assert greeting_over_tls(many_domains, ports.submissions).startswith(b"220 ")
+    assert greeting_over_tls(many_domains, ports.imaps).startswith(b"* OK")
