@@ -51,3 +51,20 @@ def test_every_tls_port_handshakes_with_3000_domains(many_domains):
     imap.logout()
     assert greeting_over_tls(many_domains, ports.submissions).startswith(b"220 ")
     assert greeting_over_tls(many_domains, ports.imaps).startswith(b"* OK")
+
+
+def test_mailboxes_with_the_same_rules_share_one_compiled_script(tmp_path):
+    """Install time was 93% `sievec` at 100k mailboxes, one run per script though most
+    were alike: a script is now one file per distinct text, named by its hash."""
+    from mailspec.pipeline import check, compile_files
+
+    rules = 'sieve { if header "subject" contains "[SPAM]" { fileinto "Junk"; stop } }'
+    mailboxes = "".join(f"  mailbox u{n} {{ {rules} }}\n" for n in range(50))
+    spec = tmp_path / "spec.mailspec"
+    spec.write_text(f"server {{ hostname {HOSTNAME} }}\ndomain example.com {{\n{mailboxes}"
+                    '  mailbox other { sieve { if header "subject" contains "x" { discard } } }\n}\n')
+    files = compile_files(check([str(spec)]))
+    scripts = sorted(p for p in files if p.startswith("sieve/"))
+    assert len(scripts) == 2
+    used = {line.rsplit("=", 1)[1] for line in files["dovecot/users"].splitlines() if "sieve_before" in line}
+    assert used == {f"/etc/dovecot/{p}" for p in scripts}

