@@ -98,8 +98,10 @@ class HostServer:
             os.makedirs(os.path.dirname(layout.path(target)), exist_ok=True)
             shutil.copyfile(self.tls_dir / name, layout.path(target))
         os.chmod(layout.path(server.tls.key), 0o600)
-        for script in Path(layout.sieve_dir).rglob("*.sieve") if os.path.isdir(layout.sieve_dir) else ():
-            _run("sievec", str(script))  # compiled ahead: delivery may not write here
+        # Compiled ahead (delivery may not write here), one sievec per directory, not per script.
+        scripts = Path(layout.sieve_dir).rglob("*.sieve") if os.path.isdir(layout.sieve_dir) else ()
+        for directory in sorted({str(script.parent) for script in scripts}):
+            _run("sievec", directory)
 
     def _vmail_user(self) -> tuple[int, int]:
         """The vmail account of the classic set-up (uid/gid from the spec), created if missing."""
