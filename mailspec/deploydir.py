@@ -19,7 +19,9 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import shutil
+import stat
 import tempfile
 
 import attrs
@@ -73,6 +75,13 @@ def exchange(first: str, second: str) -> None:
 
 def listed_files(target: str) -> set[str] | None:
     """The paths that the target's MANIFEST lists; None if it has no MANIFEST of ours."""
+    entries = manifest_entries(target)
+    return None if entries is None else set(entries)
+
+
+def manifest_entries(target: str) -> dict[str, tuple[str, int] | None] | None:
+    """path -> (sha256, mode) by the target's MANIFEST (None for a line without both);
+    None if it has no MANIFEST of ours."""
     path = os.path.join(target, MANIFEST)
     try:
         with open(path, "rb") as handle:
@@ -82,11 +91,13 @@ def listed_files(target: str) -> set[str] | None:
     text = data.decode("utf-8", errors="replace")
     if not text.startswith(MARK):
         return None
-    listed = set()
+    listed: dict[str, tuple[str, int] | None] = {}
     for line in text.splitlines()[1:]:
         parts = line.split("  ")
-        if len(parts) >= 2:
-            listed.add(parts[-1])
+        if len(parts) == 3 and re.fullmatch(r"[0-7]{4}", parts[1]):
+            listed[parts[2]] = (parts[0], int(parts[1], 8))
+        elif len(parts) >= 2:
+            listed[parts[-1]] = None
     return listed
 
 
@@ -149,6 +160,8 @@ class Staging:
             self.home = target if self.mount else self.parent  # where stages live
             self._recover()
             self.path = tempfile.mkdtemp(prefix=self._prefix("new"), dir=self.home)
+            # What the tree it replaces holds: unchanged files are linked, not written.
+            self.old = (manifest_entries(target) or {}) if os.path.isdir(target) else {}
         except BaseException:
             os.close(self.lock)
             raise
@@ -171,7 +184,9 @@ class Staging:
             shutil.rmtree(path, ignore_errors=True)
 
     def write(self, files: dict[str, str], modes: dict[str, int]) -> dict[str, str]:
-        """Write `files` into the tree with their modes, whatever the umask; their digests."""
+        """Write `files` into the tree with their modes, whatever the umask; their digests.
+        A file the old tree holds with the same bytes and mode is hard-linked instead:
+        writing dominated recompiles on a disk (26-34 s at the dense 100k shape)."""
         digests = {}
         made = set()
         for path, text in files.items():
@@ -181,13 +196,32 @@ class Staging:
                 _make_directories(self.path, directory)
                 made.add(directory)
             mode = modes.get(path, FILE_MODE)
+            data = text.encode()
+            digests[path] = found = hashlib.sha256(data).hexdigest()
+            if self.old.get(path) == (found, mode) and self._link_unchanged(path, full, data, mode):
+                continue
             descriptor = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                                  mode)
-            with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
+            with os.fdopen(descriptor, "wb") as handle:
                 os.fchmod(descriptor, mode)
-                handle.write(text)
-            digests[path] = digest(text)
+                handle.write(data)
         return digests
+
+    def _link_unchanged(self, path: str, full: str, data: bytes, mode: int) -> bool:
+        """Link the old tree's `path` into the stage if it is a regular file with exactly
+        `data` and `mode` (the MANIFEST is not trusted: a hand edit is never carried over)."""
+        old = os.path.join(self.target, path)
+        try:
+            descriptor = os.open(old, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+            with os.fdopen(descriptor, "rb") as handle:
+                found = os.fstat(descriptor)
+                if not stat.S_ISREG(found.st_mode) or stat.S_IMODE(found.st_mode) != mode \
+                        or found.st_size != len(data) or found.st_nlink != 1 or handle.read() != data:
+                    return False
+            os.link(old, full, follow_symlinks=False)
+            return True
+        except OSError:
+            return False
 
     def commit(self, remove_unlisted: bool = False) -> list[str]:
         """Put the tree in place; the unlisted files removed (TargetError if there are

@@ -190,3 +190,41 @@ def test_concurrent_compiles_both_succeed(tmp_path):
     trees = [{p: t.encode() for p, t in emit_all(check([str(valid_spec(name))]).spec).items()}
              for name in ("sieve", "classic")]
     assert tree(tmp_path / "deploy") in trees
+
+
+def inodes(directory: Path) -> dict[str, int]:
+    """Every file's inode, but the MANIFEST's (written every time: it does not list itself)."""
+    return {str(p.relative_to(directory)): p.stat().st_ino for p in directory.rglob("*")
+            if p.is_file() and p.name != "MANIFEST"}
+
+
+def test_a_recompile_links_unchanged_files_and_writes_changed_ones(tmp_path):
+    """Writing only what changed: a file whose bytes and mode the old tree has is a hard
+    link to the old one, so the inode survives the swap; a changed file is new."""
+    spec = tmp_path / "spec.mailspec"
+    spec.write_text(valid_spec("classic").read_text())
+    target = tmp_path / "deploy"
+    assert check_and_write(load_and_lower([str(spec)]), str(target)).ok
+    before = inodes(target)
+    assert check_and_write(load_and_lower([str(spec)]), str(target)).ok
+    assert inodes(target) == before  # nothing changed: every file linked
+    spec.write_text(spec.read_text().replace("server {", "server {\n  message_size_limit 30 MiB", 1))
+    assert check_and_write(load_and_lower([str(spec)]), str(target)).ok
+    after = inodes(target)
+    changed = {path for path in after if after[path] != before.get(path)}
+    assert changed == {"postfix/main.cf"}
+    assert tree(target) == {p: t.encode() for p, t in emit_all(check([str(spec)]).spec).items()}
+
+
+def test_a_hand_edited_file_is_written_again_not_linked(tmp_path):
+    """The MANIFEST is not trusted: a file edited in place (same size, so its MANIFEST
+    line still looks right) is replaced by what the spec says."""
+    spec = tmp_path / "spec.mailspec"
+    spec.write_text(valid_spec("classic").read_text())
+    target = tmp_path / "deploy"
+    assert check_and_write(load_and_lower([str(spec)]), str(target)).ok
+    main_cf = target / "postfix" / "main.cf"
+    original = main_cf.read_bytes()
+    main_cf.write_bytes(original.replace(b"biff = no", b"biff = NO"))
+    assert check_and_write(load_and_lower([str(spec)]), str(target)).ok
+    assert main_cf.read_bytes() == original
