@@ -101,6 +101,11 @@ class Block:
     def by_name(self) -> dict[str, Keyword]:
         return {k.name: k for k in self.keywords}
 
+    @functools.cached_property
+    def spanned(self) -> bool:
+        """Whether its model records where it was declared."""
+        return self.model is not None and "span" in attrs.fields_dict(self.model)
+
     def default(self, keyword: Keyword):
         """The model's default for the field a keyword fills."""
         return attrs.fields_dict(self.model)[keyword.field].default

@@ -199,7 +199,7 @@ class Lowerer:
         got = self.walk(entry, block, domain, label)
         if got is None:
             return None
-        if "span" in attrs.fields_dict(block.model):
+        if block.spanned:
             fields["span"] = entry.span
         return block.model(**fields, **got)
 
