@@ -113,17 +113,23 @@ def answers_agree(spec, mariadb, tmp_path, database: str, keys: list[str]) -> No
     write_tree(emit_all(sql_spec), tmp_path / "mysql")
     load(mariadb, database, tmp_path / "mysql")
     lmdb_dir, mysql_dir = tmp_path / "files" / "postfix", tmp_path / "mysql" / "postfix"
-    list_maps = sorted(p.name for p in lmdb_dir.glob("list_*_*"))
-    assert sorted(p.name for p in mysql_dir.glob("mysql-list_*_*.cf")) == \
-        [postfix_mysql.file_name(n) for n in list_maps]
+    tables = {name: f"lmdb:{lmdb_dir / name}" for name in MAPS}
+    for path in sorted(mysql_dir.glob("mysql-list_*_*.cf")):
+        # A list's senders: inline in the files backend's main.cf, or a file of their own.
+        name = path.name.removeprefix("mysql-").removesuffix(".cf")
+        restriction = subprocess.run(["postconf", "-c", str(lmdb_dir), "-h", name], capture_output=True,
+                                     text=True, check=True).stdout.strip()
+        table = restriction.removeprefix("check_sender_access ").removesuffix(", reject")
+        tables[name] = table.replace("$config_directory", str(lmdb_dir))
     answered = 0
-    for table in (*MAPS, *list_maps):
-        subprocess.run([postmap, f"lmdb:{lmdb_dir / table}"], check=True)
-        cf = mysql_dir / postfix_mysql.file_name(table)
+    for name, table in tables.items():
+        if table.startswith("lmdb:"):
+            subprocess.run([postmap, table], check=True)
+        cf = mysql_dir / postfix_mysql.file_name(name)
         cf.write_text(install.postfix_mysql_table(cf.read_text(), install.mysql_password(options)))
         # Postfix waits until a just-written table file is a second old: age it.
         os.utime(cf, (time.time() - 60, time.time() - 60))
-        from_lmdb = postmap_all(f"lmdb:{lmdb_dir / table}", keys)
-        assert postmap_all(f"mysql:{cf}", keys) == from_lmdb, table
-        answered += from_lmdb.count("\n")
+        from_files = postmap_all(table, keys)
+        assert postmap_all(f"mysql:{cf}", keys) == from_files, name
+        answered += from_files.count("\n")
     assert answered > 0

@@ -5,7 +5,9 @@ still does its handshake. With a name for each (6,001 names) the server never gr
 from __future__ import annotations
 
 import imaplib
+import os
 import socket
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -68,3 +70,36 @@ def test_mailboxes_with_the_same_rules_share_one_compiled_script(tmp_path):
     assert len(scripts) == 2
     used = {line.rsplit("=", 1)[1] for line in files["dovecot/users"].splitlines() if "sieve_before" in line}
     assert used == {f"/etc/dovecot/{p}" for p in scripts}
+
+
+def smtpd_open_files(running) -> int:
+    """The open files of the smtpd serving one connection on port 25."""
+    with running.smtp() as client:
+        client.ehlo("client.test")
+        for pid in running.server.processes():
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "smtpd":
+                return len(os.listdir(f"/proc/{pid}/fd"))
+    raise AssertionError("no smtpd")
+
+
+@pytest.mark.parametrize("backend", ["files", "mysql"])
+@pytest.mark.parametrize("lists", [2, 2000])
+def test_smtpd_open_files_do_not_grow_with_the_lists(lists, backend, mariadb):
+    """Each list's senders were a file of their own, which every smtpd opened: 2,007
+    open files at 2,000 lists, and `Too many open files` under a 1,024 limit."""
+    password = hashed("scale-secret")
+    domains = "".join(f"domain d{n}.lists.example {{ mailbox u {{ password \"{password}\" }}\n"
+                      f"  list team {{ members u; post members }} }}\n" for n in range(lists))
+    def spec(statement: str) -> str:
+        return f"server {{ hostname {HOSTNAME}\n  {statement} }}\n{domains}"
+
+    with serve(spec, backend, mariadb, f"lists_{lists}") as running:
+        found = smtpd_open_files(running)
+        with running.smtp() as client:  # and the lists still decide: a stranger is refused
+            client.ehlo("client.test")
+            client.mail("stranger@outside.example")
+            assert client.rcpt(f"team@d{lists - 1}.lists.example")[0] == 554
+            client.rset()
+            client.mail(f"u@d{lists - 1}.lists.example")
+            assert client.rcpt(f"team@d{lists - 1}.lists.example")[0] == 250
+    assert found < 40, found
