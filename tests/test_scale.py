@@ -103,3 +103,19 @@ def test_smtpd_open_files_do_not_grow_with_the_lists(lists, backend, mariadb):
             client.mail(f"u@d{lists - 1}.lists.example")
             assert client.rcpt(f"team@d{lists - 1}.lists.example")[0] == 250
     assert found < 40, found
+
+
+def test_a_list_whose_sender_inline_syntax_cannot_hold_keeps_its_file():
+    password = hashed("scale-secret")
+    text = (f"server {{ hostname {HOSTNAME} }}\ndomain d0.example {{\n"
+            f"  mailbox \"o'neil\" {{ password \"{password}\" }}\n  mailbox bob {{ password \"{password}\" }}\n"
+            "  list team { members \"o'neil\", bob; post members }\n}\n")
+    with serve(lambda backend: text, "files", None) as running:
+        main_cf = (Path(running.layout.postfix_dir) / "main.cf").read_text()
+        assert "check_sender_access lmdb:$config_directory/list_team_d0_example_" in main_cf
+        with running.smtp() as client:
+            client.ehlo("client.test")
+            for sender, code in (("stranger@outside.example", 554), ("o'neil@d0.example", 250)):
+                client.mail(sender)
+                assert client.rcpt("team@d0.example")[0] == code, sender
+                client.rset()
