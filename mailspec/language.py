@@ -3,9 +3,11 @@ value it takes, whether it repeats, which block its `{ }` holds, the model field
 fills, an example and a one-line description. Defaults are the model's own.
 
 Read from here: the lowering's generic walk (lower/lower.py), the grammar's statement
-keywords (syntax/grammar.py fills them into grammar/mailspec.lark), "not allowed here",
-"did you mean" and "belongs in" (lower/errors.py), and the generated reference.
-tests/test_language.py holds the schema to the model and the grammar.
+keywords (syntax/grammar.py fills them into grammar/mailspec.lark), and "not allowed
+here", "did you mean" and "belongs in" (lower/errors.py). `fmt` needs nothing from it:
+it prints the syntax tree. The examples and descriptions are there for a generated
+reference. tests/test_language.py holds the schema to the model and the grammar, and
+checks a spec made of every example.
 """
 
 from __future__ import annotations

@@ -24,6 +24,8 @@ def test_each_keyword_fills_a_model_field_and_says_what_it_is(block, keyword):
     assert keyword.about and keyword.example.startswith(keyword.name + " ") or keyword.example == keyword.name
     if block.model is not None:
         assert keyword.field in attrs.fields_dict(block.model), (block.name, keyword.name)
+        if keyword.name not in block.required:  # what a spec does not say has a default
+            assert block.default(keyword) is not attrs.NOTHING, keyword.name
     if isinstance(keyword.takes, Custom):
         assert callable(getattr(Lowerer, keyword.takes.method, None)), keyword.takes.method
     if isinstance(keyword.takes, Nested):
