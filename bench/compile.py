@@ -17,12 +17,24 @@ HASH = ("{SHA512-CRYPT}$6$szTMm/Vojpts5DCP$KnU.wuDlHRdy5W6VrO4WRWcNIPV/fuJ3oA9.l
         "DvuFWpUZ8hJTQ.ivwSwz4/Ebzn.eKM.Tddy1")
 
 
-def generate(mailboxes: int, directory: str) -> str:
-    """One file per domain, imported from the root: the usual layout."""
-    domains = max(1, mailboxes // 10)
+def write_spec(directory: str, domains: dict[str, str]) -> str:
+    """One file per domain (name -> its text), imported from the root: the usual layout."""
     root = ["server {\n  hostname mail.bench.example\n}\n"]
     os.makedirs(os.path.join(directory, "domains"), exist_ok=True)
-    for d in range(domains):
+    for name, text in domains.items():
+        with open(os.path.join(directory, "domains", f"{name}.mailspec"), "w") as handle:
+            handle.write(text)
+        root.append(f'import "domains/{name}.mailspec"\n')
+    spec = os.path.join(directory, "site.mailspec")
+    with open(spec, "w") as handle:
+        handle.write("".join(root))
+    return spec
+
+
+def generate(mailboxes: int, directory: str) -> str:
+    """N mailboxes over N/10 domains."""
+    texts = {}
+    for d in range(max(1, mailboxes // 10)):
         name = f"d{d}.bench.example"
         lines = [f"domain {name} {{\n"]
         for m in range(10):
@@ -32,21 +44,14 @@ def generate(mailboxes: int, directory: str) -> str:
             else:
                 lines.append(f'  mailbox u{m} {{ password "{HASH}" }}\n')
         lines.append("  alias sales -> u1, u2\n  list team { members u0, u1, u2 }\n}\n")
-        path = os.path.join(directory, "domains", f"{name}.mailspec")
-        with open(path, "w") as handle:
-            handle.write("".join(lines))
-        root.append(f'import "domains/{name}.mailspec"\n')
-    spec = os.path.join(directory, "site.mailspec")
-    with open(spec, "w") as handle:
-        handle.write("".join(root))
-    return spec
+        texts[name] = "".join(lines)
+    return write_spec(directory, texts)
 
 
 def dense(directory: str, domains: int = 2000) -> str:
     """The hosting-provider shape: 50 mailboxes per domain with quotas, Sieve on a fifth
     of them, an auto-reply and a forward, a 20-member list, an alias and a domain alias."""
-    root = ["server {\n  hostname mail.bench.example\n}\n"]
-    os.makedirs(os.path.join(directory, "domains"), exist_ok=True)
+    texts = {}
     for d in range(domains):
         name = f"d{d}.dense.example"
         lines = [f"domain {name} {{\n  also a{d}.dense.example\n"]
@@ -61,14 +66,8 @@ def dense(directory: str, domains: int = 2000) -> str:
             lines.append(f"  mailbox u{m} {{ {'; '.join(body)} }}\n")
         members = ", ".join(f"u{m}" for m in range(20))
         lines.append(f"  alias sales -> u1, u2\n  list team {{ members {members} }}\n}}\n")
-        path = os.path.join(directory, "domains", f"{name}.mailspec")
-        with open(path, "w") as handle:
-            handle.write("".join(lines))
-        root.append(f'import "domains/{name}.mailspec"\n')
-    spec = os.path.join(directory, "site.mailspec")
-    with open(spec, "w") as handle:
-        handle.write("".join(root))
-    return spec
+        texts[name] = "".join(lines)
+    return write_spec(directory, texts)
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ import argparse
 import os
 import shutil
 import smtplib
-import socket
 import sys
 import tempfile
 import time
@@ -29,16 +28,6 @@ from mailspec.layout import Layout, Ports  # noqa: E402
 from mailspec.pipeline import compile as compile_spec  # noqa: E402
 
 MESSAGES = 200
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def timed_install(server: hostrun.HostServer) -> dict[str, float]:
@@ -93,7 +82,7 @@ def wait_until(condition, timeout: float = 300) -> None:
 
 def measure(spec_file: str, work: Path) -> dict[str, float]:
     found: dict[str, float] = {}
-    layout = Layout(str(work), Ports(*free_ports(6)))
+    layout = Layout(str(work), Ports(*hostrun.free_ports(6)))
     start = time.perf_counter()
     result = compile_spec([spec_file], target=str(work / "deploy"), layout=layout)
     found["compile s"] = time.perf_counter() - start

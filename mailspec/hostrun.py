@@ -28,6 +28,17 @@ class HostRunError(Exception):
     pass
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports (all held open while they are chosen)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for probe in sockets:
+        probe.bind(("127.0.0.1", 0))
+    ports = [probe.getsockname()[1] for probe in sockets]
+    for probe in sockets:
+        probe.close()
+    return ports
+
+
 def greets(port: int, banner: bytes, tls: bool = False) -> bool:
     """Whether a server on 127.0.0.1:port greets with `banner` now (not merely accepts)."""
     try:

@@ -18,10 +18,10 @@ from pathlib import Path
 import attrs
 import pytest
 from conftest import need_root, need_tool
-from mariadb_server import DB_PASSWORD, DB_USER, free_ports
+from mariadb_server import DB_PASSWORD, DB_USER
 
 from mailspec.certs import make_certificates
-from mailspec.hostrun import HostServer
+from mailspec.hostrun import HostServer, free_ports
 from mailspec.layout import Layout, Ports
 from mailspec.pipeline import check, check_and_write, load_and_lower
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import pymysql
+
+from mailspec.hostrun import free_ports
 
 # One account for every test: tests of several modules share a server (per xdist worker).
 DB_USER, DB_PASSWORD = "mailspec", "test-only-Secret-42"
@@ -22,17 +23,6 @@ def throwaway_dir(prefix: str) -> Path:
     """A directory for a test server's data: in memory when possible, because InnoDB's
     fsyncs on a slow disk make each CREATE TABLE cost seconds; the data is thrown away."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free loopback ports (all held open while they are chosen)."""
-    sockets = [socket.socket() for _ in range(count)]
-    for probe in sockets:
-        probe.bind(("127.0.0.1", 0))
-    ports = [probe.getsockname()[1] for probe in sockets]
-    for probe in sockets:
-        probe.close()
-    return ports
 
 
 class MariaDB:

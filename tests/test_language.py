@@ -9,6 +9,7 @@ import attrs
 import pytest
 
 from mailspec import language
+from mailspec.diagnostics import did_you_mean
 from mailspec.fmt import format_text
 from mailspec.language import BLOCKS, Custom, Nested
 from mailspec.lower.lower import Lowerer
@@ -118,7 +119,6 @@ def test_a_misspelt_keyword_gets_the_nearest_of_its_block():
             wrong = keyword.name[:-1] + "q"
             if wrong in language.homes():
                 continue
-            from mailspec.diagnostics import did_you_mean
             assert did_you_mean(wrong, list(block.by_name)) == f"did you mean `{keyword.name}`?", wrong
 
 

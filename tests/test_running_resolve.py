@@ -17,11 +17,10 @@ from pathlib import Path
 from conftest import examples, need_root, need_tool
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
-from mariadb_server import free_ports
 from specgen import SPECS, addresses, render
 
 from mailspec.certs import make_certificates
-from mailspec.hostrun import HostServer
+from mailspec.hostrun import HostServer, free_ports
 from mailspec.layout import Layout, Ports
 from mailspec.pipeline import check_and_write, load_and_lower
 from mailspec.semantics import resolve
