@@ -15,12 +15,13 @@ import os
 
 import attrs
 
-from mailspec import model
+from mailspec import cache, model
 from mailspec.check import check_spec
 from mailspec.diagnostics import Diagnostic
 from mailspec.layout import DEFAULT, Layout
 from mailspec.lower.loader import allowed_roots, load
 from mailspec.lower.lower import Lowerer
+from mailspec.lower.units import Units
 from mailspec.source import Source
 
 
@@ -66,13 +67,24 @@ def load_and_lower(roots: list[str], import_roots: tuple[str, ...] = ()) -> Resu
     """load and lower: the model, not yet checked. Imports and password files must lie
     under the roots' directories or `import_roots`; OSError if a root cannot be read."""
     with _no_gc():
-        loaded = load(roots, import_roots)
-        if loaded.diagnostics:
-            return Result(None, tuple(loaded.diagnostics), loaded.sources)
-        lowerer = Lowerer({path: os.path.dirname(path) for path in loaded.sources},
-                          allowed_roots(roots, import_roots))
-        spec = lowerer.lower(loaded.files, os.path.basename(roots[0]))
-        return Result(spec, tuple(lowerer.diagnostics), loaded.sources)
+        lowerer = Lowerer(allowed_roots(roots, import_roots))
+        delimiter = "+"  # the default; a server block that sets another means a second round
+        while True:
+            units = Units(lowerer, delimiter, pack_name(roots, import_roots))
+            loaded = load(roots, import_roots, units)
+            units.save()
+            if loaded.diagnostics:
+                return Result(None, tuple(loaded.diagnostics), loaded.sources)
+            first_file = next(iter(loaded.sources), roots[0])
+            spec = lowerer.assemble(loaded.units, first_file, os.path.basename(roots[0]))
+            if lowerer.delimiter == delimiter:
+                return Result(spec, tuple(lowerer.diagnostics), loaded.sources)
+            delimiter = lowerer.delimiter
+
+
+def pack_name(roots: list[str], import_roots: tuple[str, ...]) -> str:
+    """The cache entry of a spec's units: one per set of root files, wherever it is run from."""
+    return cache.key("units", *(os.path.realpath(r) for r in roots), "\0", *import_roots)
 
 
 def check(roots: list[str], import_roots: tuple[str, ...] = ()) -> Result:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import attrs
@@ -17,6 +19,13 @@ from mailspec.pipeline import check, compile_files
 pytest_plugins = ["mailspec.vmtests.plugin", "hosttier"]  # the VM tier's fixtures (tests/vm), the host tier's
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The compile cache of every test goes to a directory of this run's own: tests compile
+# thousands of generated specs, each its own cache entry. The VM image cache stays.
+os.environ.setdefault("MAILSPEC_VM_CACHE", os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mailspec", "vm"))
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="mailspec-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], True)
 
 # hypothesis: `ci` (the default) keeps the suite fast; HYPOTHESIS_PROFILE=long runs the
 # big campaigns. The example database lives outside the repository.

@@ -1,4 +1,5 @@
-"""Read the root files and everything they import; parse each file once."""
+"""Read the root files and everything they import, each file once, into its unit
+(lower/units.py: parsed and lowered, or found in the cache)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,18 @@ import stat
 
 import attrs
 
-from mailspec.diagnostics import Diagnostic, SpecError
+from mailspec.diagnostics import Diagnostic
 from mailspec.lower import errors
+from mailspec.lower.units import Units
 from mailspec.paths import RealPaths, inside
 from mailspec.source import Source, Span
-from mailspec.syntax import Entry, parse, statement_words
+from mailspec.syntax import Entry, statement_words
 
 
 @attrs.define
 class Loaded:
     sources: dict[str, Source] = attrs.Factory(dict)  # by display path
-    files: list[tuple[str, tuple]] = attrs.Factory(list)  # (display path, top-level nodes)
+    units: list = attrs.Factory(list)  # each file's lower.units.Unit, in load order
     diagnostics: list[Diagnostic] = attrs.Factory(list)
 
 
@@ -82,43 +84,72 @@ def allowed_roots(roots: list[str], extra: tuple[str, ...] = ()) -> tuple[str, .
                         | {os.path.realpath(r) for r in extra}))
 
 
-def load(roots: list[str], import_roots: tuple[str, ...] = ()) -> Loaded:
-    """Load `roots` (paths as the user gave them). OSError for an unreadable root."""
+def load(roots: list[str], import_roots: tuple[str, ...], units: Units) -> Loaded:
+    """Load `roots` (paths as the user gave them), each file's unit from `units`.
+    OSError for an unreadable root."""
     loaded = Loaded()
     trees = allowed_roots(roots, import_roots)
     paths = RealPaths()
     first_import: dict[tuple[int, int], Span | None] = {}
     stack: list[tuple[int, int]] = []  # files being loaded, for cycle detection
     names: dict[tuple[int, int], str] = {}  # file -> display path
+    read: dict[str, str] = {}  # imports read ahead (`prefetch`), inside the trees, by display path
+    identities: dict[str, tuple[int, int]] = {}
+
+    def identity_of(display: str) -> tuple[int, int]:
+        if display not in identities:
+            identities[display] = identity(display)
+        return identities[display]
 
     def visit(display: str, real: tuple[int, int], text: str, imported: bool) -> None:
         source = Source(display, text)
         loaded.sources[display] = source
         names[real] = display
-        try:
-            nodes = parse(display, text)
-        except SpecError as error:
-            if not imported or plausible(text):
-                loaded.diagnostics.extend(error.diagnostics)
+        unit = units.get(display, text)
+        if unit.syntax is not None:
+            if not imported or unit.plausible:
+                loaded.diagnostics.extend(unit.syntax)
             else:  # never echo what an import may have pointed at: secrets, a binary
                 source.opaque = True
                 loaded.diagnostics.append(errors.not_a_spec(Span(display, 0, 0), display))
             return
-        loaded.files.append((display, nodes))
+        loaded.units.append(unit)
+        targets = [target_of(display, node) for node in unit.imports]
+        prefetch(targets)
         stack.append(real)
-        for node in nodes:
-            if isinstance(node, Entry) and node.key == "import":
-                follow(display, node)
+        for node, target in zip(unit.imports, targets, strict=True):
+            follow(node, target)
         stack.pop()
 
-    def follow(importer: str, node: Entry) -> None:
+    def target_of(importer: str, node: Entry) -> str | None:
+        """The display path of the file `node` imports; None if it names no one file."""
         if len(node.values) != 1 or len(node.values[0].words) != 1 or node.body is not None:
+            return None
+        return os.path.normpath(os.path.join(os.path.dirname(importer), node.values[0].words[0].value))
+
+    def prefetch(targets: list[str | None]) -> None:
+        """Read the files that one file imports and have their units made together (on
+        both cores), ahead of `follow`. Only files that `follow` may read: new, and
+        inside the allowed trees; `follow` still decides, in order, what is loaded."""
+        ahead = []
+        for display in targets:
+            try:
+                if display is None or display in read or identity_of(display) in first_import:
+                    continue
+                if within(display, trees, paths):
+                    read[display] = read_text(display)
+                    ahead.append((display, read[display]))
+            except OSError:
+                continue  # `follow` reports it
+        units.prefetch(ahead)
+
+    def follow(node: Entry, display: str | None) -> None:
+        if display is None:
             loaded.diagnostics.append(errors.wrong_values(node.span, "import", "one file path"))
             return
         target = node.values[0]
-        display = os.path.normpath(os.path.join(os.path.dirname(importer), target.words[0].value))
         try:
-            real = identity(display)
+            real = identity_of(display)
         except OSError as error:
             loaded.diagnostics.append(errors.import_not_found(target.span, display, error.strerror.lower()))
             return
@@ -134,11 +165,11 @@ def load(roots: list[str], import_roots: tuple[str, ...] = ()) -> Loaded:
                 loaded.diagnostics.append(errors.duplicate_import(target.span, display, first_import[real]))
             return
         first_import[real] = target.span
-        if not within(display, trees, paths):
+        if display not in read and not within(display, trees, paths):
             loaded.diagnostics.append(errors.import_outside(target.span, display, trees))
             return
         try:
-            text = read_text(display)
+            text = read.pop(display) if display in read else read_text(display)
         except OSError as error:
             loaded.diagnostics.append(errors.import_not_found(target.span, display, error.strerror.lower()))
             return

@@ -30,11 +30,11 @@ _FLAG, _REFS = Flag(), Refs()
 
 
 class Lowerer:
-    def __init__(self, base_dirs: dict[str, str], trees: tuple[str, ...]):
+    def __init__(self, trees: tuple[str, ...]):
         self.diagnostics: list[Diagnostic] = []
-        self.base_dirs = base_dirs  # file -> directory, for password_file paths
         self.trees = trees  # where password files may be read from (loader.allowed_roots)
         self.delimiter = "+"
+        self.read_other_files = False  # a password file: the file's unit is not cached
         self.sieve = SieveLowerer(self)
         self._handlers: dict[str, dict[str, tuple[Keyword, Handler]]] = {}
 
@@ -205,31 +205,43 @@ class Lowerer:
 
     # ---------------------------------------------------------------- spec
 
-    def lower(self, files: list[tuple[str, tuple]], name: str) -> model.Spec | None:
-        servers, domains = [], []
-        for _file, nodes in files:
-            for node in nodes:
-                if isinstance(node, SieveNode):
-                    self.error(errors.sieve_outside_mailbox(node.span))
-                elif node.key == "server":
-                    servers.append(node)
-                elif node.key == "domain":
-                    domains.append(node)
-                elif node.key != "import":
-                    self.error(errors.unknown_keyword(node.key_span, node.key, language.TOP.name,
-                                                      list(language.TOP.by_name),
-                                                      language.homes().get(node.key, ())))
+    def lower_file(self, nodes: tuple) -> dict:
+        """One file's statements: its domains lowered, its imports and server blocks kept
+        for the loader and `assemble` (the fields of a lower.units.Unit)."""
+        self.diagnostics, self.read_other_files = [], False
+        found = {"imports": [], "servers": [], "top": [], "domains": []}
+        for node in nodes:
+            if isinstance(node, SieveNode):
+                found["top"].append(errors.sieve_outside_mailbox(node.span))
+            elif node.key in ("server", "import"):
+                found[f"{node.key}s"].append(node)
+            elif node.key == "domain":
+                domain = self.domain(node, None)
+                if domain is not None:
+                    found["domains"].append(domain)
+            else:
+                found["top"].append(errors.unknown_keyword(
+                    node.key_span, node.key, language.TOP.name, list(language.TOP.by_name),
+                    language.homes().get(node.key, ())))
+        found = {field: tuple(items) for field, items in found.items()}
+        return dict(found, diagnostics=tuple(self.diagnostics), read_other_files=self.read_other_files)
+
+    def assemble(self, units: list, first_file: str, name: str) -> model.Spec | None:
+        """The spec from every file's unit, in load order; the first server block is
+        lowered here, and its delimiter must be the one the units were lowered with
+        (pipeline.load_and_lower checks it)."""
+        self.diagnostics = [d for unit in units for d in unit.top]
+        servers = [node for unit in units for node in unit.servers]
         for extra in servers[1:]:
             self.error(errors.second_server(extra.key_span, servers[0].key_span))
         if not servers:
-            file = files[0][0] if files else name
-            self.error(errors.missing_server(Span(file, 0, 0)))
+            self.error(errors.missing_server(Span(first_file, 0, 0)))
             return None
         server = self.server(servers[0], None)
-        lowered = [self.domain(d, None) for d in domains]
+        self.diagnostics += [d for unit in units for d in unit.diagnostics]
         if server is None:
             return None
-        found = tuple(sorted((d for d in lowered if d is not None), key=lambda d: d.name))
+        found = tuple(sorted((d for unit in units for d in unit.domains), key=lambda d: d.name))
         return model.Spec(name=name, server=server, domains=found)
 
     def imported(self, entry: Entry, domain: None) -> None:
@@ -337,7 +349,8 @@ class Lowerer:
         path = self.one(node, file_path, "a file path")
         if path is FAILED:
             return None
-        full = os.path.join(self.base_dirs.get(node.span.file, "."), path)
+        self.read_other_files = True
+        full = os.path.join(os.path.dirname(node.span.file), path)
         if not within(full, self.trees):
             self.error(errors.password_file_outside(node.values[0].span, path))
             return None

@@ -13,6 +13,7 @@ _DISPLAY: dict[str, str] = {
 }
 _KEYWORDS: set[str] = set()
 _PUNCTUATION = {"{", "}", "(", ")", ",", ";", "->"}
+MAX_REPORTED = 20  # syntax errors (and control characters) reported per file
 
 
 def name_terminals(terminals) -> None:

@@ -7,12 +7,11 @@ import attrs
 
 from mailspec.source import Span
 from mailspec.syntax import errors
+from mailspec.syntax.errors import MAX_REPORTED
 from mailspec.syntax.lalr import Driver, ParseError
 from mailspec.syntax.lexer import tokens
 from mailspec.syntax.parser import MAX_DEPTH
 from mailspec.syntax.tree import Entry, SieveNode
-
-MAX_REPORTED = 20
 
 
 def every_syntax_error(driver: Driver, file: str, text: str, error: ParseError) -> list:

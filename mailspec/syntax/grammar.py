@@ -6,8 +6,6 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-from lark import Lark
-
 from mailspec import language
 from mailspec.syntax import errors
 
@@ -20,7 +18,10 @@ def text() -> str:
 
 
 @functools.cache
-def lark() -> Lark:
+def lark():
+    """Lark's analysis (imported here: the fast path never needs it)."""
+    from lark import Lark
+
     found = Lark(text(), parser="lalr")  # only for its tables and terminals
     errors.name_terminals(found.terminals)
     return found

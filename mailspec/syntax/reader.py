@@ -10,8 +10,6 @@ import re
 from mailspec.diagnostics import SpecError
 from mailspec.source import Span
 from mailspec.syntax import errors
-from mailspec.syntax.explain import MAX_REPORTED, every_syntax_error, too_deep
-from mailspec.syntax.lalr import ParseError, driver
 from mailspec.syntax.lexer import lexer
 from mailspec.syntax.parser import MAX_DEPTH, Fallback, FastParser
 
@@ -32,7 +30,7 @@ def _controls(file: str, text: str) -> list:
         span = Span(file, match.start(), match.end())
         found.append(errors.byte_order_mark(span) if match.group() == "\ufeff" and match.start() == 0
                      else errors.control_character(span, match.group()))
-        if len(found) == MAX_REPORTED:
+        if len(found) == errors.MAX_REPORTED:
             break
     return found
 
@@ -46,6 +44,10 @@ def parse(file: str, text: str) -> tuple:
         return FastParser(lexer(), file, text).parse()
     except Fallback:
         pass
+    # Imported only here: they build Lark's tables, which the fast path never needs.
+    from mailspec.syntax.explain import every_syntax_error, too_deep
+    from mailspec.syntax.lalr import ParseError, driver
+
     lalr = driver()
     try:
         nodes = lalr.parse(file, text)
