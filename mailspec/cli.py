@@ -6,7 +6,6 @@ import errno
 import os
 import stat
 import sys
-import tempfile
 
 import attrs
 import click
@@ -62,6 +61,8 @@ def replace_file(path: str, text: str) -> None:
         raise OSError(errno.ELOOP, f"is a symbolic link; format the file it points to, "
                                    f"{os.path.realpath(path)}", path)
     directory, name = os.path.split(os.path.abspath(path))
+    import tempfile  # only fmt writes this way; `check` starts faster without it
+
     descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".mailspec-fmt", dir=directory)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as handle:
