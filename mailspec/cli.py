@@ -374,3 +374,9 @@ def vmtest_command(files: tuple[str, ...], names: tuple[str, ...], junit: str | 
             handle.write(runner.junit(outcomes, os.path.basename(files[0])))
     if any(outcome.status == "fail" for outcome in outcomes):
         sys.exit(EXIT_SPEC)
+
+
+from mailspec.switch.commands import COMMANDS  # noqa: E402  (it uses this module's helpers)
+
+for _command in COMMANDS:
+    main.add_command(_command)

@@ -166,7 +166,7 @@ class HostServer:
                 masters.add(int(pid_file.read_text().split()[0]))
             except (OSError, ValueError, IndexError):
                 pass
-        return {pid for pid in masters | _descendants(masters) if _alive(pid)}
+        return {pid for pid in masters | _descendants(masters) if alive(pid)}
 
     def stop(self) -> None:
         """Stop both daemons and wait until none of their processes is left."""
@@ -174,10 +174,10 @@ class HostServer:
         subprocess.run(["postfix", "-c", str(self.postfix_dir), "stop"], capture_output=True)
         subprocess.run(["doveadm", "-c", str(self.dovecot_conf), "stop"], capture_output=True)
         deadline = time.monotonic() + 15
-        while any(_alive(pid) for pid in running):
+        while any(alive(pid) for pid in running):
             if time.monotonic() > deadline:
                 for pid in running:
-                    if _alive(pid):
+                    if alive(pid):
                         os.kill(pid, 9)
                 raise HostRunError(f"processes still running after stop: {sorted(running)}")
             time.sleep(0.05)
@@ -190,7 +190,7 @@ class HostServer:
         return "\n".join(parts)
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"

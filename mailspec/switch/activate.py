@@ -1,0 +1,260 @@
+"""switch, rollback and gc, in order (docs/switch.md).
+
+switch: compile -> plan -> lock -> prepare the host (once: generation 0) -> build and
+validate the new generation -> flip `current` -> reload or restart what changed ->
+health check -> on failure, flip back, reload, and say why.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import tempfile
+from collections.abc import Callable
+
+import attrs
+
+from mailspec import model
+from mailspec.backends.dovecot import home_template
+from mailspec.layout import Layout
+from mailspec.switch import build
+from mailspec.switch.daemons import Daemons, changes
+from mailspec.switch.store import Generation, Store, SwitchError
+
+Echo = Callable[[str], None]
+ORIGINAL = ".mailspec-original"  # a live directory being replaced by its link (see `prepare`)
+
+
+@attrs.frozen
+class Plan:
+    number: int | None  # the generation it becomes; None for a dry run
+    previous: int | None
+    files: dict[str, tuple[list[str], list[str], list[str]]]  # daemon dir -> (added, changed, removed)
+    needs: dict[str, str]  # daemon -> reload / restart
+    mailboxes_gone: list[str]  # no longer in the spec: their Maildirs stay
+
+    def lines(self) -> list[str]:
+        found = []
+        for name, (added, changed, removed) in sorted(self.files.items()):
+            if added or changed or removed:
+                found.append(f"  {name}: {len(added)} added, {len(changed)} changed, {len(removed)} removed")
+                found += [f"    + {p}" for p in added] + [f"    ~ {p}" for p in changed] + \
+                    [f"    - {p}" for p in removed]
+        if not found:
+            found.append("  no file changes")
+        found += [f"  {daemon}: {action}" for daemon, action in sorted(self.needs.items())]
+        found += [f"  {address}: no longer in the spec; its Maildir stays on disk" for address in self.mailboxes_gone]
+        return found
+
+
+def read_manifest(deploy: str) -> dict[str, str]:
+    """{path: sha256} of a deploy's MANIFEST; empty for none (generation 0)."""
+    try:
+        with open(os.path.join(deploy, "MANIFEST"), encoding="utf-8") as handle:
+            lines = [line.split() for line in handle if not line.startswith("#")]
+    except FileNotFoundError:
+        return {}
+    return {parts[2]: parts[0] for parts in lines if len(parts) == 3}
+
+
+def mailboxes(deploy: str) -> set[str]:
+    try:
+        with open(os.path.join(deploy, "postfix", "virtual_mailboxes"), encoding="utf-8") as handle:
+            return {line.split()[0] for line in handle if line.strip() and not line.startswith("#")}
+    except FileNotFoundError:
+        return set()
+
+
+def plan(store: Store, deploy: str) -> Plan:
+    previous = store.current()
+    old_deploy = os.path.join(store.path(previous), "deploy") if previous is not None else ""
+    old, new = read_manifest(old_deploy), read_manifest(deploy)
+    files = {}
+    for path in old.keys() | new.keys():
+        if path == "MANIFEST" or old.get(path) == new.get(path):
+            continue
+        kind = 0 if path not in old else 2 if path not in new else 1
+        files.setdefault(path.split("/")[0], ([], [], []))[kind].append(path)
+    files = {name: tuple(sorted(group) for group in groups) for name, groups in files.items()}
+    return Plan(None, previous, files, changes(old, new) if old else {"postfix": "restart", "dovecot": "restart"},
+                sorted(mailboxes(old_deploy) - mailboxes(deploy)))
+
+
+def switch(store: Store, spec: model.Spec, deploy: str, echo: Echo) -> int:
+    """Make the compiled `deploy` of `spec` the current generation; its number.
+    SwitchError if it cannot; the server then stays on the generation it had."""
+    layout = store.layout
+    if spec.server.backend.kind is model.BackendKind.MYSQL:
+        raise SwitchError("switch does not handle the mysql backend yet: its database must switch with the files",
+                          "use `mailspec apply` and install the deploy by hand for now (see docs/switch.md)")
+    _key_material(spec, layout)
+    with store.lock():
+        prepare(store, spec, echo)
+        previous = store.current()
+        old = store.read(previous) if previous is not None else None
+        number, directory = store.new_directory()
+        try:
+            installed = build.build(directory, spec, deploy, layout, old.path if old else None,
+                                    old.installed if old else ())
+        except SwitchError:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        store.complete(number, spec.name, build.manifest_digest(deploy), installed, build.now())
+        needs = changes(read_manifest(os.path.join(old.path, "deploy")) if old else {}, read_manifest(deploy))
+        _activate(store, number, previous, needs, echo)
+        return number
+
+
+def rollback(store: Store, number: int | None, echo: Echo) -> int:
+    """Go back to generation `number` (default: the one before the current)."""
+    with store.lock():
+        current = store.current()
+        listed = [g.number for g in store.generations() if g.status == "ok"]
+        if number is None:
+            earlier = [n for n in listed if current is None or n < current]
+            if not earlier:
+                raise SwitchError("there is no earlier generation to go back to", "see `mailspec generations`")
+            number = earlier[-1]
+        target = store.read(number)
+        if target is None:
+            raise SwitchError(f"there is no generation {number}", "see `mailspec generations`")
+        if number == current:
+            echo(f"generation {number} is current already")
+            return number
+        old = read_manifest(os.path.join(store.path(current), "deploy")) if current is not None else {}
+        new = read_manifest(os.path.join(target.path, "deploy"))
+        needs = changes(old, new) if old and new else {"postfix": "restart", "dovecot": "restart"}
+        _activate(store, number, current, needs, echo)
+        return number
+
+
+def probe_address(deploy: str) -> str | None:
+    """A mailbox to probe in the health check: the first the deploy's map lists."""
+    return min(mailboxes(deploy), default=None)
+
+
+def _activate(store: Store, number: int, previous: int | None, needs: dict[str, str], echo: Echo) -> None:
+    """Flip to `number`, reload what changed, check health; back to `previous` if it fails."""
+    daemons = Daemons(store.layout, store.held)
+    store.flip(number)
+    echo(f"generation {number} is current" + (f" (was {previous})" if previous is not None else ""))
+    try:
+        daemons.apply(needs)
+        problems = daemons.health(probe_address(os.path.join(store.path(number), "deploy")))
+    except SwitchError as error:
+        problems = [error.message]
+    if not problems:
+        return
+    logs = daemons.log_tail()
+    if previous is not None:
+        store.mark_failed(number)
+        store.flip(previous)
+        back = {daemon: "restart" for daemon in ("postfix", "dovecot")}
+        try:
+            daemons.apply(back)
+        except SwitchError as error:
+            problems.append(f"and going back failed too: {error.message}")
+    raise SwitchError(
+        f"generation {number} failed its health check, so generation {previous} is current again:\n"
+        + "\n".join(f"  - {p}" for p in problems) + (f"\n{logs}" if logs else ""),
+        "fix the spec and switch again; `mailspec generations` lists the failed one")
+
+
+def _key_material(spec: model.Spec, layout: Layout) -> None:
+    """The certificate and key the spec names must be there: a switch never makes them."""
+    for what, path in (("certificate", spec.server.tls.cert), ("key", spec.server.tls.key)):
+        if not os.path.isfile(layout.path(path)):
+            raise SwitchError(f"the TLS {what} the spec names, {layout.path(path)}, does not exist",
+                              "put it there (`mailspec certs` makes a test one; an ACME client a real one)")
+
+
+def prepare(store: Store, spec: model.Spec, echo: Echo) -> None:
+    """Once per host: the distribution's /etc/postfix and /etc/dovecot kept as
+    generation 0 and replaced by links through `current`. Every time: the vmail account,
+    the mail root and the daemons' own directories. Each step may be repeated: a kill
+    midway is finished by the next run."""
+    layout = store.layout
+    if store.read(0) is None:
+        number, directory = store.new_directory()
+        assert number == 0, number
+        for name, live in build.live_dirs(layout).items():
+            original = live if os.path.isdir(live) and not os.path.islink(live) else live + ORIGINAL
+            if os.path.isdir(original):
+                build.copy_tree(original, os.path.join(directory, "etc", name))
+        store.complete(0, "(the configuration before mailspec)", "", [], build.now())
+        echo(f"kept the configuration the host had as generation 0 ({store.path(0)})")
+    if store.current() is None:
+        store.flip(0)
+    for name, live in build.live_dirs(layout).items():
+        if os.path.islink(live) and os.readlink(live) == store.live_etc(name):
+            continue
+        if os.path.isdir(live) and not os.path.islink(live):
+            os.replace(live, live + ORIGINAL)
+        os.makedirs(os.path.dirname(live), exist_ok=True)
+        link = live + ".mailspec-new"
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.symlink(store.live_etc(name), link)
+        os.replace(link, live)
+        shutil.rmtree(live + ORIGINAL, ignore_errors=True)
+    _accounts_and_directories(spec, layout)
+
+
+def _accounts_and_directories(spec: model.Spec, layout: Layout) -> None:
+    vmail = spec.server.vmail
+    try:
+        grp.getgrgid(vmail.gid)
+    except KeyError:
+        build.run("groupadd", "--system", "--gid", str(vmail.gid), vmail.user, what="making the vmail group")
+    try:
+        pwd.getpwnam(vmail.user)
+    except KeyError:
+        build.run("useradd", "--system", "--uid", str(vmail.uid), "--gid", str(vmail.gid), "--home-dir",
+                  "/nonexistent", "--shell", "/usr/sbin/nologin", vmail.user, what="making the vmail user")
+    mail_root = home_template(spec, layout).split("%")[0].rstrip("/")
+    if not os.path.isdir(mail_root):
+        os.makedirs(mail_root)
+        os.chown(mail_root, vmail.uid, vmail.gid)
+    if layout.prefix:  # a relocated server brings its own queue, state and logs
+        os.chmod(layout.prefix, 0o755)  # the daemons' own users must reach their directories
+        for directory in (layout.postfix_queue, layout.postfix_data, os.path.dirname(layout.postfix_log),
+                          layout.dovecot_base, layout.dovecot_state):
+            os.makedirs(directory, exist_ok=True)
+        shutil.chown(layout.postfix_data, "postfix")
+    if not os.path.exists(layout.aliases):
+        with open(layout.aliases, "w", encoding="utf-8") as handle:
+            handle.write("postmaster: root\n")
+    build.run("postalias", f"lmdb:{layout.aliases}", what="building the aliases table")
+
+
+def gc(store: Store, keep: int, echo: Echo) -> list[int]:
+    """Remove all but the `keep` newest generations; never the current one, the one
+    before it, or generation 0 (the host as it was)."""
+    with store.lock():
+        found = store.generations()
+        current = store.current()
+        earlier = [g.number for g in found if current is not None and g.number < current and g.status == "ok"]
+        protected = {current, 0, *(earlier[-1:])} | {g.number for g in found[-max(keep, 1):]}
+        removed = [g.number for g in found if g.number not in protected]
+        for number in removed:
+            store.remove(number)
+            echo(f"removed generation {number}")
+        return removed
+
+
+def compile_to(lowered, layout: Layout):
+    """A lowered spec checked and written into a fresh temporary deploy: (result, its directory)."""
+    from mailspec.pipeline import check_and_write
+
+    directory = tempfile.mkdtemp(prefix="mailspec-switch-")
+    deploy = os.path.join(directory, "deploy")
+    return check_and_write(lowered, deploy, layout), deploy
+
+
+def describe(generation: Generation, current: int | None) -> str:
+    mark = "*" if generation.number == current else " "
+    status = "" if generation.status == "ok" else f"  ({generation.status})"
+    manifest = generation.manifest[:12] or "-"
+    return f"{mark} {generation.number:>4}  {generation.date}  {manifest:<12}  {generation.spec}{status}"

@@ -1,0 +1,130 @@
+"""Reload or restart the daemons whose files changed, and check the server works.
+
+On a server the daemons are systemd's (`systemctl`); with a relocated layout (the host
+tier, side-by-side servers) they are run directly with `-c`, as hostrun does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import smtplib
+import sys
+import time
+
+from mailspec.hostrun import greets
+from mailspec.layout import Layout
+from mailspec.switch.build import run
+
+RESTART_FILES = {"postfix/master.cf"}  # a new master.cf needs a restart; the rest a reload
+
+
+def changes(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
+    """What each daemon needs, from two MANIFESTs ({path: digest}): "restart",
+    "reload" or nothing. Sieve scripts are read at delivery and need neither."""
+    changed = {p for p in old.keys() | new.keys() if old.get(p) != new.get(p)}
+    needs = {}
+    for daemon in ("postfix", "dovecot"):
+        mine = {p for p in changed if p.startswith(daemon + "/")}
+        if mine & RESTART_FILES:
+            needs[daemon] = "restart"
+        elif mine:
+            needs[daemon] = "reload"
+    return needs
+
+
+class Daemons:
+    def __init__(self, layout: Layout, lock=None):
+        self.layout = layout
+        self.keep = (lock.fileno(),) if lock is not None else ()  # a job holds the switch lock too
+        self.relocated = bool(layout.prefix)
+        self.dovecot_conf = os.path.join(layout.dovecot_dir, "dovecot.conf")
+
+    def master_pid(self, daemon: str) -> int | None:
+        path = {"postfix": os.path.join(self.layout.postfix_queue, "pid", "master.pid"),
+                "dovecot": os.path.join(self.layout.dovecot_base, "master.pid")}[daemon]
+        try:
+            with open(path) as handle:
+                pid = int(handle.read().split()[0])
+            os.kill(pid, 0)
+            return pid
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def apply(self, needs: dict[str, str]) -> None:
+        """Start what is not running; restart or reload what `needs` says."""
+        for daemon in ("postfix", "dovecot"):
+            running = self.master_pid(daemon) is not None
+            action = needs.get(daemon) if running else "start"
+            if action is not None:
+                self._do(daemon, action)
+
+    def _do(self, daemon: str, action: str) -> None:
+        if not self.relocated:  # systemd finishes a job even if mailspec dies midway
+            run("systemctl", action, daemon, what=f"{action} {daemon}")
+            return
+        commands = {
+            ("postfix", "start"): [["postfix", "-c", self.layout.postfix_dir, "start"]],
+            ("postfix", "reload"): [["postfix", "-c", self.layout.postfix_dir, "reload"]],
+            ("postfix", "restart"): [["postfix", "-c", self.layout.postfix_dir, "stop"],
+                                     ["postfix", "-c", self.layout.postfix_dir, "start"]],
+            ("dovecot", "start"): [["dovecot", "-c", self.dovecot_conf]],
+            ("dovecot", "reload"): [["doveadm", "-c", self.dovecot_conf, "reload"]],
+            ("dovecot", "restart"): [["doveadm", "-c", self.dovecot_conf, "stop"],
+                                     ["dovecot", "-c", self.dovecot_conf]],
+        }[daemon, action]
+        # Like a systemd job (job.py): in a session of its own and holding the switch
+        # lock, so a mailspec killed between the stop and the start of a restart does not
+        # leave the daemon stopped, and the next switch waits for the job to end.
+        job = json.dumps({"commands": commands, "wait_for": self.master_pid(daemon)})
+        run(sys.executable, "-m", "mailspec.switch.job", job, what=f"{action} {daemon}", keep=self.keep,
+            session=True)
+
+    def health(self, probe: str | None, timeout: float = 20) -> list[str]:
+        """What does not work: both masters run, SMTP, submission and IMAP greet, and the
+        mailbox `probe` is accepted on port 25 and by Dovecot's LMTP (a RCPT probe: nothing
+        is delivered, and no user's password is needed)."""
+        deadline = time.monotonic() + timeout
+        problems = self._problems(probe)
+        while problems and time.monotonic() < deadline:
+            time.sleep(0.2)
+            problems = self._problems(probe)
+        return problems
+
+    def _problems(self, probe: str | None) -> list[str]:
+        problems = [f"{d} is not running" for d in ("postfix", "dovecot") if self.master_pid(d) is None]
+        ports = self.layout.ports
+        for port, banner, name in ((ports.smtp, b"220 ", "SMTP"), (ports.submission, b"220 ", "submission"),
+                                   (ports.imap, b"* OK", "IMAP")):
+            if not greets(port, banner):
+                problems.append(f"{name} on port {port} does not greet")
+        if probe is not None and not problems:
+            problems += _rcpt_probe(lambda: smtplib.SMTP("127.0.0.1", ports.smtp, timeout=10), "SMTP", probe)
+            problems += _rcpt_probe(lambda: smtplib.LMTP(self.layout.lmtp_socket, timeout=10), "LMTP", probe)
+        return problems
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of both daemons' logs: why a health check failed."""
+        parts = []
+        for path in (self.layout.postfix_log, self.layout.dovecot_log):
+            try:
+                with open(path, errors="replace") as handle:
+                    tail = handle.read().splitlines()[-lines:]
+            except OSError:
+                continue
+            parts.append(f"==> {path}\n" + "\n".join(tail))
+        return "\n".join(parts)
+
+
+def _rcpt_probe(connect, name: str, address: str) -> list[str]:
+    try:
+        with connect() as client:
+            client.ehlo("mailspec.health")  # LHLO on LMTP
+            client.mail("<>")
+            code, reply = client.rcpt(address)
+            client.rset()
+    except (OSError, smtplib.SMTPException) as error:
+        return [f"{name} probe for {address} failed: {error}"]
+    if code != 250:
+        return [f"{name} refused {address}: {code} {reply.decode(errors='replace')}"]
+    return []

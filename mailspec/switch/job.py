@@ -1,0 +1,41 @@
+"""A daemon job: `python -m mailspec.switch.job '{"commands": […], "wait_for": PID}'`.
+
+Run by daemons.py in a session of its own, holding the switch lock that it inherits:
+the commands of a restart (stop, wait for the old master to exit, start) finish even
+if the mailspec that started them is killed, and no other switch runs meanwhile. The
+daemons it starts never inherit the lock (subprocess closes other descriptors).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+
+def main() -> int:
+    job = json.loads(sys.argv[1])
+    for index, command in enumerate(job["commands"]):
+        if index == 1 and job.get("wait_for"):
+            deadline = time.monotonic() + 60
+            while _running(job["wait_for"]) and time.monotonic() < deadline:
+                time.sleep(0.05)
+        code = subprocess.run(command, stdin=subprocess.DEVNULL).returncode
+        if code != 0:
+            return code
+    return 0
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    os.umask(0o022)
+    sys.exit(main())
