@@ -182,13 +182,15 @@ def serve(spec_text, backend_kind: str, mariadb, name: str = "host_tier"):
         mariadb.source(name, deploy / "sql" / "schema.sql")
         mariadb.source(name, deploy / "sql" / "seed.sql")
     server = HostServer(spec, deploy, layout, tls)
-    server.install()
-    if backend_kind == "mysql":  # as the README says: Dovecot's auth (group) and auth workers (owner)
-        shutil.chown(options, "vmail", "dovecot")
-        options.chmod(0o440)
+
+    def readable_by_dovecot():  # as the README says: Dovecot's auth (group) and auth workers (owner)
+        if backend_kind == "mysql":
+            shutil.chown(options, "vmail", "dovecot")
+            options.chmod(0o440)
+
     started = time.monotonic()
-    server.start()
-    print(f"\n{backend_kind}: started in {time.monotonic() - started:.2f} s")
+    server.install(readable_by_dovecot)
+    print(f"\n{backend_kind}: installed and started in {time.monotonic() - started:.2f} s")
     yield Running(server, layout, prefix, str(tls / "ca.crt"))
     logs = server.logs()
     delivered = sum(1 for p in (prefix / "var/mail/vhosts").rglob("*") if p.parent.name in ("new", "cur"))

@@ -40,7 +40,6 @@ def started(text: str) -> Iterator[tuple[HostServer, Path, Layout]]:
     make_certificates(result.spec, str(prefix / "tls"))
     server = HostServer(result.spec, prefix / "deploy", layout, prefix / "tls")
     server.install()
-    server.start()
     try:
         yield server, prefix, layout
     finally:

@@ -32,7 +32,7 @@ class Plan:
     number: int | None  # the generation it becomes; None for a dry run
     previous: int | None
     files: dict[str, tuple[list[str], list[str], list[str]]]  # daemon dir -> (added, changed, removed)
-    needs: dict[str, str]  # daemon -> reload / restart
+    needs: dict[str, str]  # daemon -> restart / reload (daemons.changes)
     mailboxes_gone: list[str]  # no longer in the spec: their Maildirs stay
 
     def lines(self) -> list[str]:
@@ -86,9 +86,6 @@ def switch(store: Store, spec: model.Spec, deploy: str, echo: Echo) -> int:
     """Make the compiled `deploy` of `spec` the current generation; its number.
     SwitchError if it cannot; the server then stays on the generation it had."""
     layout = store.layout
-    if spec.server.backend.kind is model.BackendKind.MYSQL:
-        raise SwitchError("switch does not handle the mysql backend yet: its database must switch with the files",
-                          "use `mailspec apply` and install the deploy by hand for now (see docs/switch.md)")
     _key_material(spec, layout)
     with store.lock():
         prepare(store, spec, echo)
@@ -143,6 +140,8 @@ def _activate(store: Store, number: int, previous: int | None, needs: dict[str, 
     try:
         daemons.apply(needs)
         problems = daemons.health(probe_address(os.path.join(store.path(number), "deploy")))
+        if not problems and {"reload", "restart"} & set(needs.values()):
+            daemons.flush_queue()
     except SwitchError as error:
         problems = [error.message]
     if not problems:

@@ -89,11 +89,23 @@ def build(generation: str, spec: model.Spec, deploy: str, layout: Layout, carrie
             target = in_generation(generation, layout, install.installed_path(layout, path))
             shutil.chown(target, owner, group)
             os.chmod(target, mode)
+            _newer(target, carried_from and os.path.join(carried_from, os.path.relpath(target, generation)))
     written += _build_maps(os.path.join(etc, "postfix"), sorted(os.listdir(os.path.join(deploy, "postfix"))),
                            spec, layout)
     written += _compile_sieve(os.path.join(etc, "dovecot"))
     validate(etc)
     return sorted(set(written))
+
+
+def _newer(path: str, previous: str | None) -> None:
+    """A modification time later than the previous generation's file: Dovecot rereads
+    its passwd-file when the time (or the size) differs, never otherwise."""
+    stamp = time.time()
+    try:
+        stamp = max(stamp, os.stat(previous).st_mtime + 1) if previous else stamp
+    except OSError:
+        pass
+    os.utime(path, (stamp, stamp))
 
 
 def _carry_over(source: str, target: str, skip: set[str]) -> None:

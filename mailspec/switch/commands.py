@@ -71,6 +71,11 @@ def switch_command(files, target, prefix, ports, dry_run, yes, import_roots) -> 
         cli._report(result, "human")
         if not result.ok:
             sys.exit(cli.EXIT_SPEC)
+        if result.spec.server.backend.kind.value == "mysql":  # the host tier switches mysql files itself
+            click.echo("error: switch does not handle the mysql backend yet: its database must switch with "
+                       "the files\n  = help: use `mailspec apply` and install the deploy by hand for now "
+                       "(docs/switch.md)", err=True)
+            sys.exit(cli.EXIT_USAGE)
         found = activate.plan(store, deploy)
         click.echo(f"switch {result.spec.name} on {target}"
                    + (f" (current generation: {found.previous})" if found.previous is not None else "") + ":")
