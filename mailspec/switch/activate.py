@@ -59,9 +59,10 @@ def read_manifest(deploy: str) -> dict[str, str]:
     return {parts[2]: parts[0] for parts in lines if len(parts) == 3}
 
 
-def mailboxes(deploy: str) -> set[str]:
+def mailboxes(deploy: str, table: str = "virtual_mailboxes") -> set[str]:
+    """The keys of one of a deploy's Postfix tables (its mailboxes by default)."""
     try:
-        with open(os.path.join(deploy, "postfix", "virtual_mailboxes"), encoding="utf-8") as handle:
+        with open(os.path.join(deploy, "postfix", table), encoding="utf-8") as handle:
             return {line.split()[0] for line in handle if line.strip() and not line.startswith("#")}
     except FileNotFoundError:
         return set()
@@ -128,8 +129,16 @@ def rollback(store: Store, number: int | None, echo: Echo) -> int:
 
 
 def probe_address(deploy: str) -> str | None:
-    """A mailbox to probe in the health check: the first the deploy's map lists."""
-    return min(mailboxes(deploy), default=None)
+    """A mailbox to probe in the health check: the first that the spec lets receive
+    (a `reject_recipient` may name it, its domain or a parent domain: access(5))."""
+    refused = mailboxes(deploy, "recipient_access")
+
+    def receives(address: str) -> bool:
+        local, _, domain = address.partition("@")
+        parents = {".".join(domain.split(".")[i:]) for i in range(domain.count(".") + 1)}
+        return not ({address, f"{local}@"} | parents) & refused
+
+    return min(filter(receives, mailboxes(deploy)), default=None)
 
 
 def _activate(store: Store, number: int, previous: int | None, needs: dict[str, str], echo: Echo) -> None:
@@ -150,7 +159,9 @@ def _activate(store: Store, number: int, previous: int | None, needs: dict[str, 
     if previous is not None:
         store.mark_failed(number)
         store.flip(previous)
-        back = {daemon: "restart" for daemon in ("postfix", "dovecot")}
+        # Generation 0 of a host that had no mail configuration: nothing to run.
+        configured = os.path.exists(os.path.join(store.path(previous), "etc", "postfix", "main.cf"))
+        back = {daemon: "restart" if configured else "stop" for daemon in ("postfix", "dovecot")}
         try:
             daemons.apply(back)
         except SwitchError as error:

@@ -58,10 +58,14 @@ class Daemons:
             return None
 
     def apply(self, needs: dict[str, str]) -> None:
-        """Start what is not running; restart or reload what `needs` says."""
+        """Start what is not running; restart, reload or stop what `needs` says."""
         for daemon in ("postfix", "dovecot"):
             running = self.master_pid(daemon) is not None
-            action = needs.get(daemon) if running else "start"
+            action = needs.get(daemon)
+            if action == "stop" and not running:
+                continue
+            if not running and action != "stop":
+                action = "start"
             if action is not None:
                 self._do(daemon, action)
 
@@ -79,6 +83,9 @@ class Daemons:
         commands = {
             ("postfix", "start"): [["postfix", "-c", self.layout.postfix_dir, "start"]],
             ("postfix", "reload"): [["postfix", "-c", self.layout.postfix_dir, "reload"]],
+            # A stop is for a generation with no configuration to read: signal the masters.
+            ("postfix", "stop"): [["kill", str(self.master_pid("postfix") or 0)]],
+            ("dovecot", "stop"): [["kill", str(self.master_pid("dovecot") or 0)]],
             ("postfix", "restart"): [["postfix", "-c", self.layout.postfix_dir, "stop"],
                                      ["postfix", "-c", self.layout.postfix_dir, "start"]],
             ("dovecot", "start"): [["dovecot", "-c", self.dovecot_conf]],
