@@ -79,8 +79,7 @@ def plan(store: Store, deploy: str) -> Plan:
         kind = 0 if path not in old else 2 if path not in new else 1
         files.setdefault(path.split("/")[0], ([], [], []))[kind].append(path)
     files = {name: tuple(sorted(group) for group in groups) for name, groups in files.items()}
-    return Plan(None, previous, files, changes(old, new) if old else {"postfix": "restart", "dovecot": "restart"},
-                sorted(mailboxes(old_deploy) - mailboxes(deploy)))
+    return Plan(None, previous, files, changes(old, new), sorted(mailboxes(old_deploy) - mailboxes(deploy)))
 
 
 def switch(store: Store, spec: model.Spec, deploy: str, echo: Echo) -> int:
@@ -96,10 +95,13 @@ def switch(store: Store, spec: model.Spec, deploy: str, echo: Echo) -> int:
         try:
             installed = build.build(directory, spec, deploy, layout, old.path if old else None,
                                     old.installed if old else ())
-        except SwitchError:
+            store.complete(number, spec.name, build.manifest_digest(deploy), installed, build.now())
+        except (SwitchError, OSError) as error:
             shutil.rmtree(directory, ignore_errors=True)
-            raise
-        store.complete(number, spec.name, build.manifest_digest(deploy), installed, build.now())
+            if isinstance(error, SwitchError):
+                raise
+            raise SwitchError(f"cannot build generation {number}: {error}",
+                              "free space or fix the permissions under /var/lib/mailspec, then switch again") from None
         needs = changes(read_manifest(os.path.join(old.path, "deploy")) if old else {}, read_manifest(deploy))
         _activate(store, number, previous, needs, echo)
         return number

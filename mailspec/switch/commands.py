@@ -37,7 +37,10 @@ def _store(target: str, prefix: str, ports: tuple[str, ...]):
 
 
 def _failed(error) -> None:
-    click.echo(f"error: {error.message}" + (f"\n  = help: {error.help}" if error.help else ""), err=True)
+    """A step that failed (SwitchError), or the host refusing one (OSError)."""
+    message, help = (error.message, error.help) if hasattr(error, "message") else (
+        f"{error.strerror or error}" + (f": {error.filename}" if getattr(error, "filename", None) else ""), "")
+    click.echo(f"error: {message}" + (f"\n  = help: {help}" if help else ""), err=True)
     sys.exit(cli.EXIT_SPEC)
 
 
@@ -89,7 +92,7 @@ def switch_command(files, target, prefix, ports, dry_run, yes, import_roots) -> 
             click.confirm("switch?", abort=True)
         try:
             activate.switch(store, result.spec, deploy, click.echo)
-        except SwitchError as error:
+        except (SwitchError, OSError) as error:
             _failed(error)
     finally:
         shutil.rmtree(os.path.dirname(deploy), ignore_errors=True)
@@ -121,7 +124,7 @@ def rollback_command(number, target, prefix, ports) -> None:
 
     try:
         rollback(_store(target, prefix, ports), number, click.echo)
-    except SwitchError as error:
+    except (SwitchError, OSError) as error:
         _failed(error)
 
 
@@ -136,7 +139,7 @@ def gc_command(keep, target, prefix) -> None:
 
     try:
         gc(_store(target, prefix, ()), keep, click.echo)
-    except SwitchError as error:
+    except (SwitchError, OSError) as error:
         _failed(error)
 
 
