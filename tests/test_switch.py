@@ -26,6 +26,7 @@ from mailspec.hostrun import HostServer, free_ports
 from mailspec.layout import Layout, Ports
 from mailspec.pipeline import check
 from mailspec.switch.activate import compile_to, read_manifest, switch
+from mailspec.switch.daemons import Daemons
 from mailspec.switch.store import Store, SwitchError
 
 SPEC = """
@@ -269,3 +270,24 @@ def _lowered(path: str):
     from mailspec.pipeline import load_and_lower
 
     return load_and_lower([path])
+
+
+def test_rollback_0_gives_the_host_back_and_a_bad_spec_or_missing_key_changes_nothing(host):
+    spec = host.write("site")
+    (host.prefix / "broken.mailspec").write_text("server { hostname mail.example.com }\ndomain { }\n")
+    done = host.mailspec("switch", str(host.prefix / "broken.mailspec"), "--yes", check_rc=False)
+    assert done.returncode == 1 and "error[" in done.stderr and host.current() is None
+    key = Path(host.layout.path("/etc/ssl/private/ssl-cert-snakeoil.key"))
+    key.rename(key.with_suffix(".away"))
+    done = host.mailspec("switch", spec, "--yes", check_rc=False)
+    assert done.returncode == 1 and "does not exist" in done.stderr and host.current() is None
+    key.with_suffix(".away").rename(key)
+    host.mailspec("switch", spec, "--yes")
+    assert host.send("alice@example.com", "before-0") == 250
+    # This prefix had no mail configuration: generation 0 runs nothing.
+    host.mailspec("rollback", "0")
+    assert host.current() == 0
+    assert Daemons(host.layout).master_pid("postfix") is None and Daemons(host.layout).master_pid("dovecot") is None
+    host.mailspec("rollback", "1")
+    assert host.send("alice@example.com", "after-0") == 250
+    host.wait_for("alice", "after-0")

@@ -148,6 +148,10 @@ def _activate(store: Store, number: int, previous: int | None, needs: dict[str, 
     daemons = Daemons(store.layout, store.held)
     store.flip(number)
     echo(f"generation {number} is current" + (f" (was {previous})" if previous is not None else ""))
+    if not _configured(store, number):  # generation 0 of a host that had no mail configuration
+        daemons.apply({"postfix": "stop", "dovecot": "stop"})
+        echo("it has no mail configuration: Postfix and Dovecot are stopped")
+        return
     try:
         daemons.apply(needs)
         problems = daemons.health(probe_address(os.path.join(store.path(number), "deploy")))
@@ -161,9 +165,7 @@ def _activate(store: Store, number: int, previous: int | None, needs: dict[str, 
     if previous is not None:
         store.mark_failed(number)
         store.flip(previous)
-        # Generation 0 of a host that had no mail configuration: nothing to run.
-        configured = os.path.exists(os.path.join(store.path(previous), "etc", "postfix", "main.cf"))
-        back = {daemon: "restart" if configured else "stop" for daemon in ("postfix", "dovecot")}
+        back = {daemon: "restart" if _configured(store, previous) else "stop" for daemon in ("postfix", "dovecot")}
         try:
             daemons.apply(back)
         except SwitchError as error:
@@ -172,6 +174,11 @@ def _activate(store: Store, number: int, previous: int | None, needs: dict[str, 
         f"generation {number} failed its health check, so generation {previous} is current again:\n"
         + "\n".join(f"  - {p}" for p in problems) + (f"\n{logs}" if logs else ""),
         "fix the spec and switch again; `mailspec generations` lists the failed one")
+
+
+def _configured(store: Store, number: int) -> bool:
+    """Whether a generation has a mail configuration (generation 0 of a fresh host has none)."""
+    return os.path.exists(os.path.join(store.path(number), "etc", "postfix", "main.cf"))
 
 
 def _key_material(spec: model.Spec, layout: Layout) -> None:

@@ -12,7 +12,7 @@ import smtplib
 import sys
 import time
 
-from mailspec.hostrun import greets
+from mailspec.hostrun import alive, greets
 from mailspec.layout import Layout
 from mailspec.switch import build
 
@@ -52,10 +52,9 @@ class Daemons:
         try:
             with open(path) as handle:
                 pid = int(handle.read().split()[0])
-            os.kill(pid, 0)
-            return pid
         except (OSError, ValueError, IndexError):
             return None
+        return pid if alive(pid) else None  # a master that exited may linger as a zombie
 
     def apply(self, needs: dict[str, str]) -> None:
         """Start what is not running; restart, reload or stop what `needs` says."""
@@ -96,7 +95,8 @@ class Daemons:
         # Like a systemd job (job.py): in a session of its own and holding the switch
         # lock, so a mailspec killed between the stop and the start of a restart does not
         # leave the daemon stopped, and the next switch waits for the job to end.
-        job = json.dumps({"commands": commands, "wait_for": self.master_pid(daemon)})
+        waits = action in ("restart", "stop")  # for the old master to exit: before the start, or at the end
+        job = json.dumps({"commands": commands, "wait_for": self.master_pid(daemon) if waits else None})
         build.run(sys.executable, "-m", "mailspec.switch.job", job, what=f"{action} {daemon}", keep=self.keep,
             session=True)
 

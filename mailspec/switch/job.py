@@ -1,4 +1,4 @@
-"""A daemon job: `python -m mailspec.switch.job '{"commands": […], "wait_for": PID}'`.
+"""A daemon job: `python -m mailspec.switch.job '{"commands": […], "wait_for": PID or null}'`.
 
 Run by daemons.py in a session of its own, holding the switch lock that it inherits:
 the commands of a restart (stop, wait for the old master to exit, start) finish even
@@ -16,15 +16,17 @@ import time
 
 
 def main() -> int:
+    """Run the commands in order; with `wait_for`, wait for that process to exit after
+    the first command (a restart's stop, or a stop on its own)."""
     job = json.loads(sys.argv[1])
     for index, command in enumerate(job["commands"]):
-        if index == 1 and job.get("wait_for"):
-            deadline = time.monotonic() + 60
-            while _running(job["wait_for"]) and time.monotonic() < deadline:
-                time.sleep(0.05)
         code = subprocess.run(command, stdin=subprocess.DEVNULL).returncode
         if code != 0:
             return code
+        if index == 0 and job.get("wait_for"):
+            deadline = time.monotonic() + 60
+            while _running(job["wait_for"]) and time.monotonic() < deadline:
+                time.sleep(0.05)
     return 0
 
 
