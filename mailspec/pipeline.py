@@ -20,7 +20,7 @@ from mailspec.check import check_spec
 from mailspec.diagnostics import Diagnostic
 from mailspec.layout import DEFAULT, Layout
 from mailspec.lower.loader import allowed_roots, load
-from mailspec.lower.lower import Lowerer
+from mailspec.lower.lower import DEFAULT_DELIMITER, Lowerer
 from mailspec.lower.units import Units
 from mailspec.source import Source
 
@@ -68,9 +68,14 @@ def load_and_lower(roots: list[str], import_roots: tuple[str, ...] = ()) -> Resu
     under the roots' directories or `import_roots`; OSError if a root cannot be read."""
     with _no_gc():
         lowerer = Lowerer(allowed_roots(roots, import_roots))
-        delimiter = "+"  # the default; a server block that sets another means a second round
+        pack = pack_name(roots, import_roots)
+        # The units are lowered with a delimiter before the server block says which: the
+        # one this spec had last time (remembered in the cache), or the default. If the
+        # server block says another, a second round lowers them with that one.
+        hint = cache.key("delimiter", pack)
+        first = delimiter = (cache.get(hint) or DEFAULT_DELIMITER.encode()).decode()
         while True:
-            units = Units(lowerer, delimiter, pack_name(roots, import_roots))
+            units = Units(lowerer, delimiter, pack)
             loaded = load(roots, import_roots, units)
             units.save()
             if loaded.diagnostics:
@@ -78,6 +83,8 @@ def load_and_lower(roots: list[str], import_roots: tuple[str, ...] = ()) -> Resu
             first_file = next(iter(loaded.sources), roots[0])
             spec = lowerer.assemble(loaded.units, first_file, os.path.basename(roots[0]))
             if lowerer.delimiter == delimiter:
+                if delimiter != first:
+                    cache.put(hint, delimiter.encode())
                 return Result(spec, tuple(lowerer.diagnostics), loaded.sources)
             delimiter = lowerer.delimiter
 

@@ -113,6 +113,16 @@ def test_an_unchanged_spec_is_read_from_the_cache(cache_home, tmp_path, monkeypa
     assert "changed@d3.example" in changed[2]["postfix/virtual_mailboxes"]
 
 
+def test_a_spec_with_its_own_delimiter_is_lowered_once_when_cached(cache_home, tmp_path, monkeypatch):
+    spec = write_spec(tmp_path / "spec", domains=3)
+    spec.write_text(spec.read_text().replace("  hostname", '  recipient_delimiter "-"\n  hostname'))
+    first = outcome(spec, monkeypatch, True)
+    made = made_units(monkeypatch)
+    assert outcome(spec, monkeypatch, True) == first
+    assert made == [], "the delimiter is remembered: no round with the default first"
+    assert first == outcome(spec, monkeypatch, False)
+
+
 def test_a_corrupt_or_foreign_pack_is_ignored(cache_home, tmp_path, monkeypatch):
     spec = write_spec(tmp_path / "spec", domains=4)
     expected = outcome(spec, monkeypatch, False)

@@ -24,6 +24,7 @@ from mailspec.source import Span
 from mailspec.syntax import Entry, SieveNode, Value
 
 WIDEST_IPV4, WIDEST_IPV6 = 8, 32  # trusted networks wider than these need `unsafe`
+DEFAULT_DELIMITER = attrs.fields(model.Server).recipient_delimiter.default
 
 Handler = Callable[[Entry, "str | None"], object]
 _FLAG, _REFS = Flag(), Refs()
@@ -33,7 +34,7 @@ class Lowerer:
     def __init__(self, trees: tuple[str, ...]):
         self.diagnostics: list[Diagnostic] = []
         self.trees = trees  # where password files may be read from (loader.allowed_roots)
-        self.delimiter = "+"
+        self.delimiter = DEFAULT_DELIMITER
         self.read_other_files = False  # a password file: the file's unit is not cached
         self.sieve = SieveLowerer(self)
         self._handlers: dict[str, dict[str, tuple[Keyword, Handler]]] = {}
@@ -231,6 +232,7 @@ class Lowerer:
         lowered here, and its delimiter must be the one the units were lowered with
         (pipeline.load_and_lower checks it)."""
         self.diagnostics = [d for unit in units for d in unit.top]
+        self.delimiter = DEFAULT_DELIMITER  # unless the server block lowers and sets another
         servers = [node for unit in units for node in unit.servers]
         for extra in servers[1:]:
             self.error(errors.second_server(extra.key_span, servers[0].key_span))
