@@ -20,6 +20,8 @@ import tempfile
 import threading
 import time
 
+import attrs
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compile import generate  # noqa: E402
 
@@ -27,8 +29,6 @@ from mailspec.certs import make_certificates  # noqa: E402
 from mailspec.hostrun import HostServer, free_ports  # noqa: E402
 from mailspec.layout import Layout, Ports  # noqa: E402
 from mailspec.pipeline import check  # noqa: E402
-
-NAMES = ("smtp", "submission", "submissions", "imap", "imaps", "sieve")
 
 
 class Probe(threading.Thread):
@@ -56,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     prefix = tempfile.mkdtemp(prefix="bs", dir="/tmp")
     layout = Layout(prefix, Ports(*free_ports(6)))
-    location = ["--prefix", prefix, *(f"--port={n}={getattr(layout.ports, n)}" for n in NAMES)]
+    location = ["--prefix", prefix, *(f"--port={name}={port}" for name, port in attrs.asdict(layout.ports).items())]
     try:
         spec = generate(args.mailboxes, os.path.join(prefix, "spec"))
         make_certificates(check([spec]).spec, os.path.join(prefix, "tls"))

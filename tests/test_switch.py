@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import attrs
 import pytest
 from conftest import need_root, need_tool
 from hosttier import PASSWORDS, hashed
@@ -50,10 +51,9 @@ class Host:
 
     def __init__(self, prefix: Path):
         self.prefix = prefix
-        names = ("smtp", "submission", "submissions", "imap", "imaps", "sieve")
         self.layout = Layout(str(prefix), Ports(*free_ports(6)))
         self.location = ["--prefix", str(prefix)]
-        self.ports = [f"--port={name}={getattr(self.layout.ports, name)}" for name in names]
+        self.ports = [f"--port={name}={port}" for name, port in attrs.asdict(self.layout.ports).items()]
         self.hashes = {user: hashed(password) for user, password in PASSWORDS.items()}
 
     def write(self, name: str, more: str = "", sales: str = "alice") -> str:

@@ -29,7 +29,6 @@ ORIGINAL = ".mailspec-original"  # a live directory being replaced by its link (
 
 @attrs.frozen
 class Plan:
-    number: int | None  # the generation it becomes; None for a dry run
     previous: int | None
     files: dict[str, tuple[list[str], list[str], list[str]]]  # daemon dir -> (added, changed, removed)
     needs: dict[str, str]  # daemon -> restart / reload (daemons.changes)
@@ -79,7 +78,7 @@ def plan(store: Store, deploy: str) -> Plan:
         kind = 0 if path not in old else 2 if path not in new else 1
         files.setdefault(path.split("/")[0], ([], [], []))[kind].append(path)
     files = {name: tuple(sorted(group) for group in groups) for name, groups in files.items()}
-    return Plan(None, previous, files, changes(old, new), sorted(mailboxes(old_deploy) - mailboxes(deploy)))
+    return Plan(previous, files, changes(old, new), sorted(mailboxes(old_deploy) - mailboxes(deploy)))
 
 
 def switch(store: Store, spec: model.Spec, deploy: str, echo: Echo) -> int:

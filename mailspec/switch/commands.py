@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from mailspec import cli
+from mailspec import cli, model
 
 TARGET = click.option("--target", default="local", show_default=True, metavar="local",
                       help="The server to act on. Only `local` (this machine) for now.")
@@ -74,7 +74,7 @@ def switch_command(files, target, prefix, ports, dry_run, yes, import_roots) -> 
         cli._report(result, "human")
         if not result.ok:
             sys.exit(cli.EXIT_SPEC)
-        if result.spec.server.backend.kind.value == "mysql":  # the host tier switches mysql files itself
+        if result.spec.server.backend.kind is model.BackendKind.MYSQL:  # the host tier switches these itself
             click.echo("error: switch does not handle the mysql backend yet: its database must switch with "
                        "the files\n  = help: use `mailspec apply` and install the deploy by hand for now "
                        "(docs/switch.md)", err=True)

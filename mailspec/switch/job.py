@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+from mailspec.hostrun import alive
+
 
 def main() -> int:
     """Run the commands in order; with `wait_for`, wait for that process to exit after
@@ -25,17 +27,9 @@ def main() -> int:
             return code
         if index == 0 and job.get("wait_for"):
             deadline = time.monotonic() + 60
-            while _running(job["wait_for"]) and time.monotonic() < deadline:
+            while alive(job["wait_for"]) and time.monotonic() < deadline:
                 time.sleep(0.05)
     return 0
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":

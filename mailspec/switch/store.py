@@ -46,6 +46,7 @@ class Store:
         self.root = layout.path(STATE_DIR)
         self.generations_dir = os.path.join(self.root, "generations")
         self.current_link = os.path.join(self.root, "current")
+        self.held: Lock | None = None  # the lock, while `lock()` holds it (daemon jobs inherit it)
 
     def path(self, number: int) -> str:
         return os.path.join(self.generations_dir, str(number))
