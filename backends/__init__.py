@@ -12,7 +12,6 @@ from importlib import resources
 from types import ModuleType
 
 import attrs
-import jinja2
 
 
 @attrs.frozen
@@ -22,6 +21,16 @@ class Backend:
     packages: tuple[str, ...]  # the Debian packages a server needs for it
     weight: int  # its share of emit + write time at the bench shape (bench/compile.py --backends)
     divisible: bool = False  # many small files: dealt out between the two writers
+    # (lookup backend, package): needed only by servers whose tables use that backend
+    lookup_packages: tuple[tuple[str, str], ...] = ()
+
+    def needs(self, lookups: str) -> tuple[str, ...]:
+        """The packages a server whose tables are `lookups` (files, mysql) needs for it."""
+        return self.packages + tuple(package for kind, package in self.lookup_packages if kind == lookups)
+
+    @property
+    def all_packages(self) -> tuple[str, ...]:
+        return self.packages + tuple(package for _, package in self.lookup_packages)
 
     @property
     def module(self) -> ModuleType:
@@ -29,17 +38,21 @@ class Backend:
 
 
 REGISTRY = (
-    Backend("postfix", "postfix_dir", ("postfix", "postfix-lmdb", "postfix-mysql"), 42),
-    Backend("dovecot", "dovecot_dir", ("dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "dovecot-mysql"), 13),
+    Backend("postfix", "postfix_dir", ("postfix",), 42,
+            lookup_packages=(("files", "postfix-lmdb"), ("mysql", "postfix-mysql"))),
+    Backend("dovecot", "dovecot_dir", ("dovecot-core", "dovecot-imapd", "dovecot-lmtpd"), 13,
+            lookup_packages=(("mysql", "dovecot-mysql"),)),
     Backend("sieve", "sieve_dir", ("dovecot-sieve", "dovecot-managesieved"), 45, divisible=True),
     # Only the mysql backend has tables to write; the bench shape uses files.
-    Backend("sql", None, ("mariadb-server", "mariadb-client"), 0),
+    Backend("sql", None, (), 0, lookup_packages=(("mysql", "mariadb-server"), ("mysql", "mariadb-client"))),
 )
 
 
 @functools.cache
 def templates(package: str) -> jinja2.Environment:
     """Logic-free templates: StrictUndefined, no autoescape (these are config files)."""
+    import jinja2  # here: the switch agent on a server imports this package without it
+
     loader = jinja2.FunctionLoader(
         lambda name: resources.files(package).joinpath("templates", name).read_text("utf-8"))
     return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined,

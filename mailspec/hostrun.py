@@ -66,6 +66,7 @@ class HostServer:
         generation, starts the daemons and checks their health. `prepared` runs once the
         host has its vmail account, before the daemons start."""
         from mailspec.switch.activate import prepare, switch
+        from mailspec.switch.request import from_spec
         from mailspec.switch.store import Store, SwitchError
 
         server = self.spec.server
@@ -73,13 +74,13 @@ class HostServer:
             os.makedirs(os.path.dirname(self.layout.path(target)), exist_ok=True)
             shutil.copyfile(self.tls_dir / name, self.layout.path(target))
         os.chmod(self.layout.path(server.tls.key), 0o600)
-        store = Store(self.layout)
+        store, request = Store(self.layout), from_spec(self.spec, self.layout)
         try:
             with store.lock():
-                prepare(store, self.spec, lambda line: None)
+                prepare(store, request, lambda line: None)
             if prepared is not None:
                 prepared()
-            switch(store, self.spec, str(self.deploy), lambda line: None)
+            switch(store, request, str(self.deploy), lambda line: None)
         except SwitchError as error:
             raise HostRunError(error.message) from None
 

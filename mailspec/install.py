@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import configparser
 
-from mailspec import model
 from mailspec.backends import REGISTRY
 from mailspec.layout import Layout
 
@@ -18,12 +17,12 @@ def is_map_source(name: str) -> bool:
     return name not in NOT_MAPS and not name.startswith("mysql-") and not name.endswith(".lmdb")
 
 
-def private_owners(spec: model.Spec) -> dict[str, tuple[str, str, int]]:
+def private_owners(vmail_user: str) -> dict[str, tuple[str, str, int]]:
     """The private files of a deploy (0600 in the deploy directory) as installed for the
     daemons that read them: {path in the deploy: (owner, group, mode)}. The passwd-file is
     read by Dovecot's auth process (group dovecot) and its auth workers (the vmail user);
     Dovecot gives its processes no supplementary groups, so those must be owner and group."""
-    return {"dovecot/users": (spec.server.vmail.user, "dovecot", 0o440)}
+    return {"dovecot/users": (vmail_user, "dovecot", 0o440)}
 
 
 def installed_dirs(layout: Layout) -> list[tuple[str, str]]:

@@ -27,7 +27,9 @@ from mailspec.hostrun import HostServer, free_ports
 from mailspec.layout import Layout, Ports
 from mailspec.pipeline import check
 from mailspec.switch.activate import compile_to, read_manifest, switch
+from mailspec.switch.build import REQUEST
 from mailspec.switch.daemons import Daemons
+from mailspec.switch.request import Request
 from mailspec.switch.store import Store, SwitchError
 
 SPEC = """
@@ -196,25 +198,24 @@ def test_generations_switch_roll_back_and_are_collected(host):
 
 def test_a_generation_that_fails_validation_never_becomes_current(host):
     host.mailspec("switch", host.write("site"), "--yes")
-    result, deploy = compile_to(_lowered(host.write("site", sales="alice, alice")), host.layout)
-    assert result.ok
+    request, deploy = compiled(host.write("site", sales="alice, alice"), host.layout)
     text = Path(deploy, "postfix", "main.cf").read_text()
     tamper(deploy, "postfix/main.cf", text + "smtpd_banner_typo = $myhostname\n")  # postconf warns: unused
     with pytest.raises(SwitchError, match="postconf"):
-        switch(Store(host.layout), result.spec, deploy, print)
+        switch(Store(host.layout), request, deploy, print)
     assert host.current() == 1 and [g.number for g in Store(host.layout).generations()] == [0, 1]
     assert host.send("alice@example.com", "still") == 250
 
 
 def test_a_generation_that_fails_its_health_check_is_rolled_back(host):
     host.mailspec("switch", host.write("site"), "--yes")
-    result, deploy = compile_to(_lowered(host.write("site", sales="alice, alice")), host.layout)
+    request, deploy = compiled(host.write("site", sales="alice, alice"), host.layout)
     text = Path(deploy, "dovecot", "dovecot.conf").read_text()
     # Dovecot accepts it, and then listens for LMTP where Postfix does not deliver.
     tamper(deploy, "dovecot/dovecot.conf", text.replace(host.layout.lmtp_socket, host.layout.lmtp_socket + "-x"))
     messages = []
     with pytest.raises(SwitchError, match="failed its health check") as failed:
-        switch(Store(host.layout), result.spec, deploy, messages.append)
+        switch(Store(host.layout), request, deploy, messages.append)
     assert "LMTP" in failed.value.message and "generation 1 is current again" in failed.value.message
     assert host.current() == 1
     assert Store(host.layout).read(2).status == "failed"
@@ -266,10 +267,13 @@ def tamper(deploy: str, path: str, text: str) -> None:
     manifest.write_text(manifest.read_text().replace(old, new))
 
 
-def _lowered(path: str):
+def compiled(path: str, layout: Layout) -> tuple[Request, str]:
+    """A spec compiled as `switch` does: its request and its deploy tree."""
     from mailspec.pipeline import load_and_lower
 
-    return load_and_lower([path])
+    result, bundle = compile_to(load_and_lower([path]), layout)
+    assert result.ok
+    return Request.from_json(Path(bundle, REQUEST).read_text()), os.path.join(bundle, "deploy")
 
 
 def test_rollback_0_gives_the_host_back_and_a_bad_spec_or_missing_key_changes_nothing(host):

@@ -11,6 +11,7 @@ import pytest
 from mailspec.layout import Layout
 from mailspec.switch.activate import gc, plan, probe_address
 from mailspec.switch.daemons import changes
+from mailspec.switch.request import Request
 from mailspec.switch.store import Store, SwitchError
 
 BASE = {"postfix/main.cf": "1", "postfix/master.cf": "2", "postfix/virtual_mailboxes": "3",
@@ -79,7 +80,7 @@ def test_the_plan_names_what_changes_and_the_mailboxes_that_go(tmp_path):
         (deploy / "postfix").mkdir(parents=True)
         (deploy / "postfix" / "virtual_mailboxes").write_text(boxes)
         (deploy / "MANIFEST").write_text(f"# mailspec\n{hash(boxes) & 0xffff:064x}  0644  postfix/virtual_mailboxes\n")
-    found = plan(store, str(new))
+    found = plan(store, Request("site", "vmail", 5000, 5000, "/m", "/c", "/k", None, ()), str(new))
     assert found.files == {"postfix": ([], ["postfix/virtual_mailboxes"], [])}
     assert found.needs == {"postfix": "reload"} and found.mailboxes_gone == ["b@x.example"]
     assert "  b@x.example: no longer in the spec; its Maildir stays on disk" in found.lines()

@@ -30,7 +30,7 @@ PACKAGES = (
     "linux-image-cloud-amd64", "initramfs-tools", "systemd", "systemd-sysv", "udev", "iproute2",
     "procps", "openssh-server", "dnsmasq-base",
     "python3",  # runs the in-guest SMTP probe of the relay matrix
-    *(package for backend in REGISTRY for package in backend.packages),
+    *(package for backend in REGISTRY for package in backend.all_packages),
 )
 DISK_SIZE = "3G"
 # Units a test VM never needs; each costs seconds of boot under TCG.

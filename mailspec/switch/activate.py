@@ -16,15 +16,15 @@ from collections.abc import Callable
 
 import attrs
 
-from mailspec import model
-from mailspec.backends.dovecot import home_template
 from mailspec.layout import Layout
-from mailspec.switch import build
+from mailspec.switch import build, packages
 from mailspec.switch.daemons import Daemons, changes
+from mailspec.switch.request import Request
 from mailspec.switch.store import Generation, Store, SwitchError
 
 Echo = Callable[[str], None]
 ORIGINAL = ".mailspec-original"  # a live directory being replaced by its link (see `prepare`)
+DAEMON_PACKAGES = {"postfix": "postfix", "dovecot": "dovecot-core"}
 
 
 @attrs.frozen
@@ -33,9 +33,10 @@ class Plan:
     files: dict[str, tuple[list[str], list[str], list[str]]]  # daemon dir -> (added, changed, removed)
     needs: dict[str, str]  # daemon -> restart / reload (daemons.changes)
     mailboxes_gone: list[str]  # no longer in the spec: their Maildirs stay
+    installs: list[str]  # packages the host lacks
 
     def lines(self) -> list[str]:
-        found = []
+        found = [f"  install {' '.join(self.installs)}"] if self.installs else []
         for name, (added, changed, removed) in sorted(self.files.items()):
             if added or changed or removed:
                 found.append(f"  {name}: {len(added)} added, {len(changed)} changed, {len(removed)} removed")
@@ -67,7 +68,7 @@ def mailboxes(deploy: str, table: str = "virtual_mailboxes") -> set[str]:
         return set()
 
 
-def plan(store: Store, deploy: str) -> Plan:
+def plan(store: Store, request: Request, deploy: str) -> Plan:
     previous = store.current()
     old_deploy = os.path.join(store.path(previous), "deploy") if previous is not None else ""
     old, new = read_manifest(old_deploy), read_manifest(deploy)
@@ -78,31 +79,30 @@ def plan(store: Store, deploy: str) -> Plan:
         kind = 0 if path not in old else 2 if path not in new else 1
         files.setdefault(path.split("/")[0], ([], [], []))[kind].append(path)
     files = {name: tuple(sorted(group) for group in groups) for name, groups in files.items()}
-    return Plan(previous, files, changes(old, new), sorted(mailboxes(old_deploy) - mailboxes(deploy)))
+    return Plan(previous, files, _needs(store, previous, deploy), sorted(mailboxes(old_deploy) - mailboxes(deploy)),
+                packages.missing(request.packages))
 
 
-def switch(store: Store, spec: model.Spec, deploy: str, echo: Echo) -> int:
-    """Make the compiled `deploy` of `spec` the current generation; its number.
-    SwitchError if it cannot; the server then stays on the generation it had."""
-    layout = store.layout
-    _key_material(spec, layout)
+def switch(store: Store, request: Request, deploy: str, echo: Echo) -> int:
+    """Make the compiled `deploy` the current generation; its number. SwitchError if it
+    cannot; the server then stays on the generation it had."""
+    _key_material(request)
     with store.lock():
-        prepare(store, spec, echo)
+        prepare(store, request, echo)
         previous = store.current()
         old = store.read(previous) if previous is not None else None
         number, directory = store.new_directory()
         try:
-            installed = build.build(directory, spec, deploy, layout, old.path if old else None,
+            installed = build.build(directory, request, deploy, old.path if old else None,
                                     old.installed if old else ())
-            store.complete(number, spec.name, build.manifest_digest(deploy), installed, build.now())
+            store.complete(number, request.spec, build.manifest_digest(deploy), installed, build.now())
         except (SwitchError, OSError) as error:
             shutil.rmtree(directory, ignore_errors=True)
             if isinstance(error, SwitchError):
                 raise
             raise SwitchError(f"cannot build generation {number}: {error}",
                               "free space or fix the permissions under /var/lib/mailspec, then switch again") from None
-        needs = changes(read_manifest(os.path.join(old.path, "deploy")) if old else {}, read_manifest(deploy))
-        _activate(store, number, previous, needs, echo)
+        _activate(store, number, previous, _needs(store, previous, deploy), echo)
         return number
 
 
@@ -122,11 +122,16 @@ def rollback(store: Store, number: int | None, echo: Echo) -> int:
         if number == current:
             echo(f"generation {number} is current already")
             return number
-        old = read_manifest(os.path.join(store.path(current), "deploy")) if current is not None else {}
-        new = read_manifest(os.path.join(target.path, "deploy"))
-        needs = changes(old, new) if old and new else {"postfix": "restart", "dovecot": "restart"}
-        _activate(store, number, current, needs, echo)
+        _activate(store, number, current, _needs(store, current, os.path.join(target.path, "deploy")), echo)
         return number
+
+
+def _needs(store: Store, current: int | None, deploy: str) -> dict[str, str]:
+    """What going from generation `current` to `deploy` needs; both daemons restart when
+    either side is not mailspec's (generation 0: the distribution's configuration)."""
+    old = read_manifest(os.path.join(store.path(current), "deploy")) if current is not None else {}
+    new = read_manifest(deploy)
+    return changes(old, new) if old and new else dict.fromkeys(DAEMON_PACKAGES, "restart")
 
 
 def probe_address(deploy: str) -> str | None:
@@ -147,9 +152,10 @@ def _activate(store: Store, number: int, previous: int | None, needs: dict[str, 
     daemons = Daemons(store.layout, store.held)
     store.flip(number)
     echo(f"generation {number} is current" + (f" (was {previous})" if previous is not None else ""))
-    if not _configured(store, number):  # generation 0 of a host that had no mail configuration
-        daemons.apply({"postfix": "stop", "dovecot": "stop"})
-        echo("it has no mail configuration: Postfix and Dovecot are stopped")
+    off = _stopped(store, number)
+    if off:  # generation 0 of a host that had no mail service
+        daemons.apply({daemon: "stop" if daemon in off else "restart" for daemon in DAEMON_PACKAGES})
+        echo(f"it runs no {' and no '.join(sorted(off))}: stopped")
         return
     try:
         daemons.apply(needs)
@@ -164,7 +170,7 @@ def _activate(store: Store, number: int, previous: int | None, needs: dict[str, 
     if previous is not None:
         store.mark_failed(number)
         store.flip(previous)
-        back = {daemon: "restart" if _configured(store, previous) else "stop" for daemon in ("postfix", "dovecot")}
+        back = {daemon: "stop" if daemon in _stopped(store, previous) else "restart" for daemon in DAEMON_PACKAGES}
         try:
             daemons.apply(back)
         except SwitchError as error:
@@ -175,25 +181,33 @@ def _activate(store: Store, number: int, previous: int | None, needs: dict[str, 
         "fix the spec and switch again; `mailspec generations` lists the failed one")
 
 
-def _configured(store: Store, number: int) -> bool:
-    """Whether a generation has a mail configuration (generation 0 of a fresh host has none)."""
-    return os.path.exists(os.path.join(store.path(number), "etc", "postfix", "main.cf"))
+def _stopped(store: Store, number: int) -> set[str]:
+    """The daemons that do not run in a generation: in generation 0 of a fresh host, those
+    with no configuration, or that mailspec installed."""
+    generation = store.read(number)
+    files = {"postfix": "main.cf", "dovecot": "dovecot.conf"}
+    return {daemon for daemon, name in files.items()
+            if not os.path.exists(os.path.join(store.path(number), "etc", daemon, name))} | \
+        set(generation.stopped if generation else ())
 
 
-def _key_material(spec: model.Spec, layout: Layout) -> None:
+def _key_material(request: Request) -> None:
     """The certificate and key the spec names must be there: a switch never makes them."""
-    for what, path in (("certificate", spec.server.tls.cert), ("key", spec.server.tls.key)):
-        if not os.path.isfile(layout.path(path)):
-            raise SwitchError(f"the TLS {what} the spec names, {layout.path(path)}, does not exist",
+    for what, path in (("certificate", request.tls_cert), ("key", request.tls_key)):
+        if not os.path.isfile(path):
+            raise SwitchError(f"the TLS {what} the spec names, {path}, does not exist",
                               "put it there (`mailspec certs` makes a test one; an ACME client a real one)")
 
 
-def prepare(store: Store, spec: model.Spec, echo: Echo) -> None:
+def prepare(store: Store, request: Request, echo: Echo) -> None:
     """Once per host: the distribution's /etc/postfix and /etc/dovecot kept as
     generation 0 and replaced by links through `current`. Every time: the vmail account,
     the mail root and the daemons' own directories. Each step may be repeated: a kill
     midway is finished by the next run."""
     layout = store.layout
+    absent = packages.missing(request.packages)
+    if absent:
+        packages.install(absent, echo)
     if store.read(0) is None:
         number, directory = store.new_directory()
         assert number == 0, number
@@ -201,7 +215,9 @@ def prepare(store: Store, spec: model.Spec, echo: Echo) -> None:
             original = live if os.path.isdir(live) and not os.path.islink(live) else live + ORIGINAL
             if os.path.isdir(original):
                 build.copy_tree(original, os.path.join(directory, "etc", name))
-        store.complete(0, "(the configuration before mailspec)", "", [], build.now())
+        # A daemon mailspec has just installed did not run before: rollback 0 stops it.
+        stopped = [daemon for daemon, package in DAEMON_PACKAGES.items() if package in absent]
+        store.complete(0, "(the configuration before mailspec)", "", [], build.now(), stopped)
         echo(f"kept the configuration the host had as generation 0 ({store.path(0)})")
     if store.current() is None:
         store.flip(0)
@@ -217,24 +233,25 @@ def prepare(store: Store, spec: model.Spec, echo: Echo) -> None:
         os.symlink(store.live_etc(name), link)
         os.replace(link, live)
         shutil.rmtree(live + ORIGINAL, ignore_errors=True)
-    _accounts_and_directories(spec, layout)
+    _accounts_and_directories(request)
 
 
-def _accounts_and_directories(spec: model.Spec, layout: Layout) -> None:
-    vmail = spec.server.vmail
+def _accounts_and_directories(request: Request) -> None:
+    layout = request.layout
     try:
-        grp.getgrgid(vmail.gid)
+        grp.getgrgid(request.vmail_gid)
     except KeyError:
-        build.run("groupadd", "--system", "--gid", str(vmail.gid), vmail.user, what="making the vmail group")
+        build.run("groupadd", "--system", "--gid", str(request.vmail_gid), request.vmail_user,
+                  what="making the vmail group")
     try:
-        pwd.getpwnam(vmail.user)
+        pwd.getpwnam(request.vmail_user)
     except KeyError:
-        build.run("useradd", "--system", "--uid", str(vmail.uid), "--gid", str(vmail.gid), "--home-dir",
-                  "/nonexistent", "--shell", "/usr/sbin/nologin", vmail.user, what="making the vmail user")
-    mail_root = home_template(spec, layout).split("%")[0].rstrip("/")
-    if not os.path.isdir(mail_root):
-        os.makedirs(mail_root)
-        os.chown(mail_root, vmail.uid, vmail.gid)
+        build.run("useradd", "--system", "--uid", str(request.vmail_uid), "--gid", str(request.vmail_gid),
+                  "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", request.vmail_user,
+                  what="making the vmail user")
+    if not os.path.isdir(request.mail_root):
+        os.makedirs(request.mail_root)
+        os.chown(request.mail_root, request.vmail_uid, request.vmail_gid)
     if layout.prefix:  # a relocated server brings its own queue, state and logs
         os.chmod(layout.prefix, 0o755)  # the daemons' own users must reach their directories
         for directory in (layout.postfix_queue, layout.postfix_data, os.path.dirname(layout.postfix_log),
@@ -263,12 +280,17 @@ def gc(store: Store, keep: int, echo: Echo) -> list[int]:
 
 
 def compile_to(lowered, layout: Layout):
-    """A lowered spec checked and written into a fresh temporary deploy: (result, its directory)."""
+    """A lowered spec checked and written into a fresh temporary bundle: (result, its
+    directory), which holds deploy/ and, if the spec is valid, request.json."""
     from mailspec.pipeline import check_and_write
+    from mailspec.switch.request import from_spec
 
-    directory = tempfile.mkdtemp(prefix="mailspec-switch-")
-    deploy = os.path.join(directory, "deploy")
-    return check_and_write(lowered, deploy, layout), deploy
+    bundle = tempfile.mkdtemp(prefix="mailspec-switch-")
+    result = check_and_write(lowered, os.path.join(bundle, "deploy"), layout)
+    if result.ok:
+        with open(os.path.join(bundle, build.REQUEST), "w", encoding="utf-8") as handle:
+            handle.write(from_spec(result.spec, layout).to_json())
+    return result, bundle
 
 
 def describe(generation: Generation, current: int | None) -> str:

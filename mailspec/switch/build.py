@@ -17,10 +17,12 @@ import shutil
 import subprocess
 import time
 
-from mailspec import install, model
+from mailspec import install
 from mailspec.layout import Layout
+from mailspec.switch.request import Request
 from mailspec.switch.store import SwitchError
 
+REQUEST = "request.json"  # the generation's Request, beside its deploy/
 LIVE = ("postfix", "dovecot")  # the live directories that are links into a generation
 
 
@@ -63,10 +65,11 @@ def manifest_digest(deploy: str) -> str:
         return hashlib.sha256(handle.read()).hexdigest()
 
 
-def build(generation: str, spec: model.Spec, deploy: str, layout: Layout, carried_from: str | None,
+def build(generation: str, request: Request, deploy: str, carried_from: str | None,
           carried_skip: tuple[str, ...]) -> list[str]:
     """Fill the empty directory `generation`; the files written under etc/ (relative to
     it), for meta.json. SwitchError if a step or the validation fails."""
+    layout = request.layout
     etc = os.path.join(generation, "etc")
     os.makedirs(etc)
     if carried_from is not None:
@@ -74,6 +77,8 @@ def build(generation: str, spec: model.Spec, deploy: str, layout: Layout, carrie
     for name in LIVE:
         os.makedirs(os.path.join(etc, name), exist_ok=True)
     copy_tree(deploy, os.path.join(generation, "deploy"))
+    with open(os.path.join(generation, REQUEST), "w", encoding="utf-8") as handle:
+        handle.write(request.to_json())
     written = []
     for name, _ in install.installed_dirs(layout):
         source = os.path.join(deploy, name)
@@ -84,14 +89,14 @@ def build(generation: str, spec: model.Spec, deploy: str, layout: Layout, carrie
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 shutil.copy2(os.path.join(folder, file), target)
                 written.append(os.path.relpath(target, etc))
-    for path, (owner, group, mode) in install.private_owners(spec).items():
+    for path, (owner, group, mode) in install.private_owners(request.vmail_user).items():
         if os.path.exists(os.path.join(deploy, path)):
             target = in_generation(generation, layout, install.installed_path(layout, path))
             shutil.chown(target, owner, group)
             os.chmod(target, mode)
             _newer(target, carried_from and os.path.join(carried_from, os.path.relpath(target, generation)))
     written += _build_maps(os.path.join(etc, "postfix"), sorted(os.listdir(os.path.join(deploy, "postfix"))),
-                           spec, layout)
+                           request.mysql_option_file)
     written += _compile_sieve(os.path.join(etc, "dovecot"))
     validate(etc)
     return sorted(set(written))
@@ -121,13 +126,12 @@ def _carry_over(source: str, target: str, skip: set[str]) -> None:
                 run("cp", "-a", "--", os.path.join(folder, entry), destination, what="carrying a file over")
 
 
-def _build_maps(postfix: str, names: list[str], spec: model.Spec, layout: Layout) -> list[str]:
-    """postmap the deploy's lookup tables (`names`, one call), and the password into
-    each mysql table."""
-    backend = spec.server.backend
+def _build_maps(postfix: str, names: list[str], option_file: str | None) -> list[str]:
+    """postmap the deploy's lookup tables (`names`, one call), and the password from the
+    mysql option file into each mysql table."""
     written = []
-    if backend.kind is model.BackendKind.MYSQL:
-        password = install.mysql_password(layout.path(backend.password_file))
+    if option_file is not None:
+        password = install.mysql_password(option_file)
         for name in names:
             if name.startswith("mysql-"):
                 path = os.path.join(postfix, name)

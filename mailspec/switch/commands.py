@@ -3,73 +3,102 @@ cli.py). The machinery is imported when a command runs: `check` never pays for i
 
 from __future__ import annotations
 
-import os
+import contextlib
 import shutil
 import sys
 
+import attrs
 import click
 
 from mailspec import cli, model
-
-TARGET = click.option("--target", default="local", show_default=True, metavar="local",
-                      help="The server to act on. Only `local` (this machine) for now.")
-PREFIX = click.option("--prefix", default="", metavar="DIR",
-                      help="A relocated server: every path under DIR (as `compile --prefix`).")
-PORTS = click.option("--port", "ports", multiple=True, metavar="NAME=NUMBER",
-                     help="A relocated listener (as `compile --port`); the health check uses it.")
+from mailspec.layout import Layout
 
 
-def _store(target: str, prefix: str, ports: tuple[str, ...]):
-    from mailspec.switch.store import Store
+def targeted(command):
+    """The options naming the server a command acts on, and how to reach it."""
+    options = (
+        click.option("--target", default="local", show_default=True, metavar="local|ssh://[USER@]HOST[:PORT]",
+                     help="The server: this machine, or one reached over SSH (as root by default)."),
+        click.option("--identity", metavar="FILE", type=click.Path(dir_okay=False),
+                     help="The SSH private key to log in with (default: ssh-agent and ~/.ssh/id_*)."),
+        click.option("--known-hosts", default="~/.ssh/known_hosts", show_default=True, metavar="FILE",
+                     help="The host keys SSH targets are checked against."),
+        click.option("--accept-new-host-key", is_flag=True,
+                     help="Trust and remember a target whose host key known_hosts lacks."),
+        click.option("--prefix", default="", metavar="DIR",
+                     help="A relocated server: every path under DIR (as `compile --prefix`)."),
+        click.option("--port", "ports", multiple=True, metavar="NAME=NUMBER",
+                     help="A relocated listener (as `compile --port`); the health check uses it."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
 
-    if target != "local":
-        click.echo(f"error: cannot reach `{target}`: only `--target local` is built so far\n"
-                   "  = help: run mailspec on the server itself, with --target local", err=True)
-        sys.exit(cli.EXIT_USAGE)
-    layout = cli._layout(prefix, ports)
-    if os.geteuid() != 0:
-        click.echo("error: this changes the mail server: it must run as root on it", err=True)
-        sys.exit(cli.EXIT_USAGE)
-    if not layout.prefix and not os.path.exists("/etc/debian_version"):
-        click.echo("error: this host is not Debian: mailspec switches Debian 12 servers", err=True)
-        sys.exit(cli.EXIT_USAGE)
-    return Store(layout)
+
+@contextlib.contextmanager
+def _connected(target: str, identity, known_hosts: str, accept_new_host_key: bool):
+    from mailspec.switch import remote
+    from mailspec.switch.store import SwitchError
+
+    try:
+        parsed = remote.parse(target)
+    except ValueError as problem:
+        raise click.BadParameter(str(problem), param_hint="--target") from None
+    try:
+        host = remote.connect(parsed, **({} if parsed is None else {
+            "identity": identity, "known_hosts": known_hosts, "accept_new": accept_new_host_key}))
+    except SwitchError as error:
+        _fail(error, cli.EXIT_USAGE)
+    try:
+        yield host
+    except SwitchError as error:
+        _fail(error, cli.EXIT_SPEC)
+    finally:
+        host.close()
 
 
-def _failed(error) -> None:
-    """A step that failed (SwitchError), or the host refusing one (OSError)."""
-    message, help = (error.message, error.help) if hasattr(error, "message") else (
-        f"{error.strerror or error}" + (f": {error.filename}" if getattr(error, "filename", None) else ""), "")
-    click.echo(f"error: {message}" + (f"\n  = help: {help}" if help else ""), err=True)
-    sys.exit(cli.EXIT_SPEC)
+def _layout_arguments(layout: Layout) -> list[str]:
+    """The agent's options for a layout (agent.main parses them back)."""
+    ports = [f"{name}={number}" for name, number in attrs.asdict(layout.ports).items()]
+    return ["--prefix", layout.prefix, *(f"--port={port}" for port in ports)]
+
+
+def _fail(error, code: int) -> None:
+    click.echo(f"error: {error.message}" + (f"\n  = help: {error.help}" if error.help else ""), err=True)
+    sys.exit(code)
+
+
+def _done(code: int) -> None:
+    if code:
+        sys.exit(code)
 
 
 @click.command("switch")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@TARGET
-@PREFIX
-@PORTS
+@targeted
 @click.option("--dry-run", is_flag=True, help="Show what would change, and stop.")
 @click.option("--yes", is_flag=True, help="Switch without asking.")
 @cli.IMPORT_ROOTS
-def switch_command(files, target, prefix, ports, dry_run, yes, import_roots) -> None:
+def switch_command(files, target, identity, known_hosts, accept_new_host_key, prefix, ports, dry_run, yes,
+                   import_roots) -> None:
     """Compile FILES and make the result the server's current generation.
 
     The new generation is built and validated beside the current one, then made
     current in one atomic step; the daemons whose files changed are reloaded (or
     restarted), and the server is checked. If the check fails, the previous
-    generation is made current again. Mail on disk is never touched.
+    generation is made current again. Mail on disk is never touched. A fresh Debian
+    host first gets the packages the spec needs.
 
     \b
     Examples:
       mailspec switch site.mailspec --dry-run
       mailspec switch site.mailspec --yes
+      mailspec switch site.mailspec --target ssh://root@mx.example.org --yes
     """
     from mailspec.switch import activate
-    from mailspec.switch.store import SwitchError
 
-    store = _store(target, prefix, ports)
-    result, deploy = activate.compile_to(cli._load(files, import_roots), store.layout)
+    layout = cli._layout(prefix, ports)
+    result, bundle = activate.compile_to(cli._load(files, import_roots), layout)
     try:
         cli._report(result, "human")
         if not result.ok:
@@ -79,68 +108,47 @@ def switch_command(files, target, prefix, ports, dry_run, yes, import_roots) -> 
                        "the files\n  = help: use `mailspec apply` and install the deploy by hand for now "
                        "(docs/switch.md)", err=True)
             sys.exit(cli.EXIT_USAGE)
-        found = activate.plan(store, deploy)
-        click.echo(f"switch {result.spec.name} on {target}"
-                   + (f" (current generation: {found.previous})" if found.previous is not None else "") + ":")
-        click.echo("\n".join(found.lines()))
-        if dry_run:
-            return
-        if not yes:
-            if not sys.stdin.isatty():
-                click.echo("error: not switching without --yes (nobody to ask)", err=True)
-                sys.exit(cli.EXIT_USAGE)
-            click.confirm("switch?", abort=True)
-        try:
-            activate.switch(store, result.spec, deploy, click.echo)
-        except (SwitchError, OSError) as error:
-            _failed(error)
+        if not (yes or dry_run or sys.stdin.isatty()):
+            click.echo("error: not switching without --yes (nobody to ask)", err=True)
+            sys.exit(cli.EXIT_USAGE)
+        with _connected(target, identity, known_hosts, accept_new_host_key) as host:
+            there = host.upload(bundle)
+            click.echo(f"on {host.name}:")
+            _done(host.agent([*_layout_arguments(layout), "plan", there], click.echo))
+            if dry_run:
+                return
+            if not yes:
+                click.confirm("switch?", abort=True)
+            _done(host.agent([*_layout_arguments(layout), "switch", there], click.echo))
     finally:
-        shutil.rmtree(os.path.dirname(deploy), ignore_errors=True)
+        shutil.rmtree(bundle, ignore_errors=True)
 
 
 @click.command("generations")
-@TARGET
-@PREFIX
-def generations_command(target, prefix) -> None:
+@targeted
+def generations_command(target, identity, known_hosts, accept_new_host_key, prefix, ports) -> None:
     """List the server's generations; * marks the current one."""
-    from mailspec.switch.activate import describe
-
-    store = _store(target, prefix, ())
-    current = store.current()
-    click.echo("     #  built (UTC)                 manifest      spec")
-    for generation in store.generations():
-        click.echo(describe(generation, current))
+    with _connected(target, identity, known_hosts, accept_new_host_key) as host:
+        _done(host.agent([*_layout_arguments(cli._layout(prefix, ports)), "generations"], click.echo))
 
 
 @click.command("rollback")
-@click.argument("number", required=False, type=int)
-@TARGET
-@PREFIX
-@PORTS
-def rollback_command(number, target, prefix, ports) -> None:
+@click.argument("number", required=False, type=click.IntRange(min=0))
+@targeted
+def rollback_command(number, target, identity, known_hosts, accept_new_host_key, prefix, ports) -> None:
     """Make generation NUMBER current again (default: the one before the current)."""
-    from mailspec.switch.activate import rollback
-    from mailspec.switch.store import SwitchError
-
-    try:
-        rollback(_store(target, prefix, ports), number, click.echo)
-    except (SwitchError, OSError) as error:
-        _failed(error)
+    with _connected(target, identity, known_hosts, accept_new_host_key) as host:
+        arguments = [*_layout_arguments(cli._layout(prefix, ports)), "rollback"]
+        _done(host.agent(arguments + ([str(number)] if number is not None else []), click.echo))
 
 
 @click.command("gc")
 @click.option("--keep", type=click.IntRange(min=1), required=True, help="How many of the newest to keep.")
-@TARGET
-@PREFIX
-def gc_command(keep, target, prefix) -> None:
+@targeted
+def gc_command(keep, target, identity, known_hosts, accept_new_host_key, prefix, ports) -> None:
     """Remove old generations: never the current one, the one before it, or 0."""
-    from mailspec.switch.activate import gc
-    from mailspec.switch.store import SwitchError
-
-    try:
-        gc(_store(target, prefix, ()), keep, click.echo)
-    except (SwitchError, OSError) as error:
-        _failed(error)
+    with _connected(target, identity, known_hosts, accept_new_host_key) as host:
+        _done(host.agent([*_layout_arguments(cli._layout(prefix, ports)), "gc", str(keep)], click.echo))
 
 
 COMMANDS = (switch_command, generations_command, rollback_command, gc_command)

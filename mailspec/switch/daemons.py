@@ -11,6 +11,7 @@ import os
 import smtplib
 import sys
 import time
+from pathlib import Path
 
 from mailspec.hostrun import alive, greets
 from mailspec.layout import Layout
@@ -97,8 +98,8 @@ class Daemons:
         # leave the daemon stopped, and the next switch waits for the job to end.
         waits = action in ("restart", "stop")  # for the old master to exit: before the start, or at the end
         job = json.dumps({"commands": commands, "wait_for": self.master_pid(daemon) if waits else None})
-        build.run(sys.executable, "-m", "mailspec.switch.job", job, what=f"{action} {daemon}", keep=self.keep,
-            session=True)
+        build.run(*_python(), "-m", "mailspec.switch.job", job, what=f"{action} {daemon}", keep=self.keep,
+                  session=True)
 
     def health(self, probe: str | None, timeout: float = 20) -> list[str]:
         """What does not work: both masters run, SMTP, submission and IMAP greet, and the
@@ -134,6 +135,12 @@ class Daemons:
                 continue
             parts.append(f"==> {path}\n" + "\n".join(tail))
         return "\n".join(parts)
+
+
+def _python() -> list[str]:
+    """How to run one of mailspec's modules: on a server, from the agent's archive."""
+    root = Path(__file__).parents[2]  # the directory, or the archive, mailspec came from
+    return ["env", f"PYTHONPATH={root}", sys.executable] if root.suffix == ".pyz" else [sys.executable]
 
 
 def _rcpt_probe(connect, name: str, address: str) -> list[str]:

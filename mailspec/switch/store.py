@@ -38,6 +38,7 @@ class Generation:
     manifest: str  # sha256 of the deploy's MANIFEST: which compile it is
     installed: tuple[str, ...]  # the files the install wrote, relative to the generation's etc/
     status: str = "ok"  # "failed": it became current, failed its health check, was rolled back
+    stopped: tuple[str, ...] = ()  # daemons it does not run (generation 0: those mailspec installed)
 
 
 class Store:
@@ -73,7 +74,7 @@ class Store:
                 data = json.load(handle)
             return Generation(number=number, path=self.path(number), date=data["date"], spec=data["spec"],
                               manifest=data["manifest"], installed=tuple(data["installed"]),
-                              status=data.get("status", "ok"))
+                              status=data.get("status", "ok"), stopped=tuple(data.get("stopped", ())))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -96,10 +97,11 @@ class Store:
         os.mkdir(self.path(number), 0o755)
         return number, self.path(number)
 
-    def complete(self, number: int, spec: str, manifest: str, installed: list[str], date: str) -> None:
+    def complete(self, number: int, spec: str, manifest: str, installed: list[str], date: str,
+                 stopped: list[str] = ()) -> None:
         """Write meta.json last, by rename: from here on the generation exists."""
         self.write_meta(number, {"date": date, "spec": spec, "manifest": manifest,
-                                 "installed": sorted(installed), "status": "ok"})
+                                 "installed": sorted(installed), "status": "ok", "stopped": sorted(stopped)})
 
     def write_meta(self, number: int, data: dict) -> None:
         path = os.path.join(self.path(number), META)
@@ -116,7 +118,7 @@ class Store:
         if generation is not None:
             self.write_meta(number, {"date": generation.date, "spec": generation.spec,
                                      "manifest": generation.manifest, "installed": list(generation.installed),
-                                     "status": "failed"})
+                                     "status": "failed", "stopped": list(generation.stopped)})
 
     def flip(self, number: int) -> None:
         """Make generation `number` current: one rename of a new link over `current`."""

@@ -1,0 +1,57 @@
+"""What installing a compiled spec needs to know beyond its deploy tree.
+
+Made from the model where mailspec compiles, and read where it installs: a remote
+server runs only the switch machinery (agent.py), with no compiler and no model. It
+travels as request.json beside the deploy tree, and each generation keeps its own.
+"""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+
+from mailspec import model
+from mailspec.backends import REGISTRY
+from mailspec.layout import Layout, Ports
+
+
+@attrs.frozen
+class Request:
+    spec: str  # the spec's name, for `mailspec generations`
+    vmail_user: str
+    vmail_uid: int
+    vmail_gid: int
+    mail_root: str  # the directory every Maildir is under (made, never emptied)
+    tls_cert: str  # key material the server must already have: a switch never makes it
+    tls_key: str
+    mysql_option_file: str | None  # the password for the mysql tables, read on the server
+    packages: tuple[str, ...]  # the Debian packages the deploy needs
+    layout: Layout = Layout()
+
+    def to_json(self) -> str:
+        data = attrs.asdict(self, recurse=True)
+        data["packages"] = list(self.packages)
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Request:
+        data = json.loads(text)
+        layout = data.pop("layout")
+        layout = Layout(layout["prefix"], Ports(**layout["ports"]))
+        return cls(**{**data, "packages": tuple(data["packages"])}, layout=layout)
+
+
+def from_spec(spec: model.Spec, layout: Layout) -> Request:
+    from mailspec.backends.dovecot import home_template
+
+    server = spec.server
+    mysql = server.backend.kind is model.BackendKind.MYSQL
+    lookups = server.backend.kind.value
+    packages = sorted({package for backend in REGISTRY for package in backend.needs(lookups)})
+    return Request(
+        spec=spec.name, vmail_user=server.vmail.user, vmail_uid=server.vmail.uid, vmail_gid=server.vmail.gid,
+        mail_root=home_template(spec, layout).split("%")[0].rstrip("/"),
+        tls_cert=layout.path(server.tls.cert), tls_key=layout.path(server.tls.key),
+        mysql_option_file=layout.path(server.backend.password_file) if mysql else None,
+        packages=tuple(packages), layout=layout)
