@@ -49,8 +49,9 @@ REGISTRY = (
 
 
 @functools.cache
-def templates(package: str) -> jinja2.Environment:
-    """Logic-free templates: StrictUndefined, no autoescape (these are config files)."""
+def templates(package: str):
+    """Logic-free templates (a jinja2.Environment): StrictUndefined, no autoescape (these
+    are config files)."""
     import jinja2  # here: the switch agent on a server imports this package without it
 
     loader = jinja2.FunctionLoader(

@@ -92,6 +92,7 @@ def switch(store: Store, request: Request, deploy: str, echo: Echo) -> int:
         previous = store.current()
         old = store.read(previous) if previous is not None else None
         number, directory = store.new_directory()
+        echo(f"building generation {number}")
         try:
             installed = build.build(directory, request, deploy, old.path if old else None,
                                     old.installed if old else ())

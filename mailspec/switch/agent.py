@@ -15,13 +15,22 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import signal
 import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 EXIT_FAILED, EXIT_HOST = 1, 2  # a step failed (the server stays as it was); the host is unsuitable
-MAIN = "from mailspec.switch.agent import main\nraise SystemExit(main())\n"
+MAIN = "from mailspec.switch.agent import serve\nraise SystemExit(serve())\n"
+
+
+def serve() -> int:
+    """The agent as a program on a server. sshd hangs up on it when the `mailspec` that
+    started it is gone (killed, or its network lost): it carries on to the end. A handler,
+    not SIG_IGN, so that the daemons it starts get the default back."""
+    signal.signal(signal.SIGHUP, lambda *_: None)
+    return main()
 
 
 def main(argv: list[str] | None = None, echo: Callable[[str], None] | None = None) -> int:
@@ -146,4 +155,4 @@ def archive() -> bytes:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve())

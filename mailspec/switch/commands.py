@@ -68,6 +68,12 @@ def _fail(error, code: int) -> None:
     sys.exit(code)
 
 
+def _say(line: str) -> None:
+    """A line from the server, shown as it comes (also when stdout is a pipe or a file)."""
+    click.echo(line)
+    sys.stdout.flush()
+
+
 def _done(code: int) -> None:
     if code:
         sys.exit(code)
@@ -114,12 +120,12 @@ def switch_command(files, target, identity, known_hosts, accept_new_host_key, pr
         with _connected(target, identity, known_hosts, accept_new_host_key) as host:
             there = host.upload(bundle)
             click.echo(f"on {host.name}:")
-            _done(host.agent([*_layout_arguments(layout), "plan", there], click.echo))
+            _done(host.agent([*_layout_arguments(layout), "plan", there], _say))
             if dry_run:
                 return
             if not yes:
                 click.confirm("switch?", abort=True)
-            _done(host.agent([*_layout_arguments(layout), "switch", there], click.echo))
+            _done(host.agent([*_layout_arguments(layout), "switch", there], _say))
     finally:
         shutil.rmtree(bundle, ignore_errors=True)
 
@@ -128,8 +134,9 @@ def switch_command(files, target, identity, known_hosts, accept_new_host_key, pr
 @targeted
 def generations_command(target, identity, known_hosts, accept_new_host_key, prefix, ports) -> None:
     """List the server's generations; * marks the current one."""
+    arguments = [*_layout_arguments(cli._layout(prefix, ports)), "generations"]
     with _connected(target, identity, known_hosts, accept_new_host_key) as host:
-        _done(host.agent([*_layout_arguments(cli._layout(prefix, ports)), "generations"], click.echo))
+        _done(host.agent(arguments, _say))
 
 
 @click.command("rollback")
@@ -137,9 +144,10 @@ def generations_command(target, identity, known_hosts, accept_new_host_key, pref
 @targeted
 def rollback_command(number, target, identity, known_hosts, accept_new_host_key, prefix, ports) -> None:
     """Make generation NUMBER current again (default: the one before the current)."""
+    arguments = [*_layout_arguments(cli._layout(prefix, ports)), "rollback",
+                 *([str(number)] if number is not None else [])]
     with _connected(target, identity, known_hosts, accept_new_host_key) as host:
-        arguments = [*_layout_arguments(cli._layout(prefix, ports)), "rollback"]
-        _done(host.agent(arguments + ([str(number)] if number is not None else []), click.echo))
+        _done(host.agent(arguments, _say))
 
 
 @click.command("gc")
@@ -147,8 +155,9 @@ def rollback_command(number, target, identity, known_hosts, accept_new_host_key,
 @targeted
 def gc_command(keep, target, identity, known_hosts, accept_new_host_key, prefix, ports) -> None:
     """Remove old generations: never the current one, the one before it, or 0."""
+    arguments = [*_layout_arguments(cli._layout(prefix, ports)), "gc", str(keep)]
     with _connected(target, identity, known_hosts, accept_new_host_key) as host:
-        _done(host.agent([*_layout_arguments(cli._layout(prefix, ports)), "gc", str(keep)], click.echo))
+        _done(host.agent(arguments, _say))
 
 
 COMMANDS = (switch_command, generations_command, rollback_command, gc_command)

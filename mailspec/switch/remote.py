@@ -136,7 +136,7 @@ class Ssh:
         if self.directory is None:
             lines: list[str] = []
             code, errors = self.run("python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' && "
-                                    "mktemp -d /tmp/mailspec-XXXXXXXX", echo=lines.append)
+                                    "mktemp -d /tmp/mailspec-agent-XXXXXXXX", echo=lines.append)
             if code != 0 or not lines:
                 raise SwitchError(f"{self.target} has no python3 of version 3.11 or later{_said(errors)}",
                                   "install it there (apt-get install python3)")
