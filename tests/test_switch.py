@@ -149,6 +149,25 @@ def test_killed_at_any_moment_a_switch_leaves_one_complete_generation(host):
     host.wait_for("bob", "after-kills")
 
 
+def test_a_switch_killed_after_the_flip_is_finished_by_the_next_one(host, monkeypatch):
+    specs = [host.write("a"), host.write("b", more=f'mailbox bob {{ password "{host.hashes["bob"]}" }}')]
+    host.mailspec("switch", specs[0], "--yes")
+    request, deploy = compiled(specs[1], host.layout)
+
+    def killed(self, needs):  # the moment after the flip, before any daemon hears of it
+        raise SystemExit(-9)
+    monkeypatch.setattr(Daemons, "apply", killed)
+    with pytest.raises(SystemExit):
+        switch(Store(host.layout), request, deploy, print)
+    monkeypatch.undo()
+    assert host.current() == 2
+    daemons = Daemons(host.layout)
+    masters = [daemons.master_pid(name) for name in ("postfix", "dovecot")]
+    done = host.mailspec("switch", specs[1], "--yes")  # the same spec: no file changes, but
+    assert "postfix: restart" in done.stdout and "dovecot: restart" in done.stdout, done.stdout
+    assert not {daemons.master_pid(name) for name in ("postfix", "dovecot")} & set(masters)
+
+
 def test_rollback_0_gives_the_host_back_and_a_bad_spec_or_missing_key_changes_nothing(host):
     spec = host.write("site")
     (host.prefix / "broken.mailspec").write_text("server { hostname mail.example.com }\ndomain { }\n")

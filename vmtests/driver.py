@@ -58,6 +58,14 @@ class Driver:
         self.machines.append(machine)
         return machine
 
+    def fresh_machine(self, name: str) -> Machine:
+        """A machine of the fresh image (Debian with no mail stack), not yet started; it
+        boots cold, as a new server does."""
+        workdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=self.workdir))
+        machine = Machine(name, ensure_image(fresh=True), workdir, self.accelerator, None)
+        self.machines.append(machine)
+        return machine
+
     def lan_pair(self, first: tuple[str, str], second: tuple[str, str],
                  first_snapshot: Path | None = None) -> tuple[Machine, Machine]:
         """Two machines (name, LAN address) joined by one datagram link, started together."""

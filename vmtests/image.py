@@ -26,12 +26,17 @@ from mailspec.backends import REGISTRY
 from mailspec.vmtests import log
 
 SUITE = "bookworm"
-PACKAGES = (
+BASE_PACKAGES = (
     "linux-image-cloud-amd64", "initramfs-tools", "systemd", "systemd-sysv", "udev", "iproute2",
     "procps", "openssh-server", "dnsmasq-base",
-    "python3",  # runs the in-guest SMTP probe of the relay matrix
-    *(package for backend in REGISTRY for package in backend.all_packages),
+    "python3",  # runs the in-guest SMTP probe of the relay matrix, and switch's agent
 )
+MAIL_PACKAGES = tuple(package for backend in REGISTRY for package in backend.all_packages)
+PACKAGES = (*BASE_PACKAGES, *MAIL_PACKAGES)
+# The fresh image (a Debian host before its first switch) has no mail packages, and the
+# VMs no package network: it carries the mail stack's .debs as a local apt repository,
+# which is then its only apt source.
+REPOSITORY = "/srv/debs"
 DISK_SIZE = "3G"
 # Units a test VM never needs; each costs seconds of boot under TCG.
 MASKED = (
@@ -83,14 +88,17 @@ class Image:
         return self.directory / "id_ed25519"
 
 
-def recipe() -> dict:
-    return {"version": RECIPE_VERSION, "suite": SUITE, "packages": sorted(PACKAGES), "masked": sorted(MASKED),
-            "disabled": sorted(DISABLED),
-            "files": FILES, "disk": DISK_SIZE, "kernel_args": KERNEL_ARGS, "excluded": EXCLUDED_PATHS}
+def recipe(fresh: bool = False) -> dict:
+    found = {"version": RECIPE_VERSION, "suite": SUITE, "packages": sorted(PACKAGES), "masked": sorted(MASKED),
+             "disabled": sorted(DISABLED),
+             "files": FILES, "disk": DISK_SIZE, "kernel_args": KERNEL_ARGS, "excluded": EXCLUDED_PATHS}
+    if fresh:
+        found.update(packages=sorted(BASE_PACKAGES), disabled=[], repository=[REPOSITORY, *sorted(MAIL_PACKAGES)])
+    return found
 
 
-def recipe_hash() -> str:
-    return hashlib.sha256(json.dumps(recipe(), sort_keys=True).encode()).hexdigest()[:16]
+def recipe_hash(fresh: bool = False) -> str:
+    return hashlib.sha256(json.dumps(recipe(fresh), sort_keys=True).encode()).hexdigest()[:16]
 
 
 def cache_root() -> Path:
@@ -109,13 +117,14 @@ def locked(path: Path):
         yield
 
 
-def ensure_image() -> Image:
-    """The cached image for the current recipe, built first if it is missing."""
+def ensure_image(fresh: bool = False) -> Image:
+    """The cached image for the current recipe, built first if it is missing; `fresh`:
+    the image without the mail stack installed."""
     root = cache_root()
-    image = Image(root / f"image-{recipe_hash()}")
+    image = Image(root / f"{'fresh' if fresh else 'image'}-{recipe_hash(fresh)}")
     with locked(root / "build.lock"):
         if not image.disk.exists():
-            build(image)
+            build(image, fresh)
     return image
 
 
@@ -132,34 +141,51 @@ def mirror_sources() -> list[str]:
     return found
 
 
-def build(image: Image) -> None:
-    for tool in ("mmdebstrap", "mke2fs"):
+def build(image: Image, fresh: bool = False) -> None:
+    for tool in ("mmdebstrap", "mke2fs", *(["dpkg-scanpackages"] if fresh else [])):
         if shutil.which(tool) is None:
-            raise ImageError(f"`{tool}` is not installed: apt-get install mmdebstrap e2fsprogs")
+            raise ImageError(f"`{tool}` is not installed: apt-get install mmdebstrap e2fsprogs dpkg-dev")
     staging = Path(tempfile.mkdtemp(prefix=".build-", dir=image.directory.parent))
     try:
         with log.step(f"building the VM image {image.directory.name} (cached afterwards)"):
             rootfs = staging / "rootfs"
-            with log.step(f"mmdebstrap {SUITE}: {len(PACKAGES)} packages"):
-                _mmdebstrap(rootfs)
+            packages = BASE_PACKAGES if fresh else PACKAGES
+            with log.step(f"mmdebstrap {SUITE}: {len(packages)} packages"):
+                _mmdebstrap(rootfs, packages, _repository_hooks() if fresh else [])
             with log.step("configuring the root filesystem"):
-                _configure(rootfs, staging)
+                _configure(rootfs, staging, () if fresh else DISABLED)
             with log.step(f"mke2fs: a {DISK_SIZE} ext4 disk"):
                 _copy_boot_files(rootfs, staging)
                 _run("mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", str(rootfs),
                      str(staging / "base.raw"), DISK_SIZE)
             shutil.rmtree(rootfs)
-            (staging / "recipe.json").write_text(json.dumps(recipe(), indent=2, sort_keys=True) + "\n")
+            (staging / "recipe.json").write_text(json.dumps(recipe(fresh), indent=2, sort_keys=True) + "\n")
             shutil.rmtree(image.directory, ignore_errors=True)
             staging.rename(image.directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _mmdebstrap(rootfs: Path) -> None:
+def _repository_hooks() -> list[str]:
+    """mmdebstrap hooks that download the mail stack (with what it depends on and the
+    root filesystem lacks) into a local repository, and make it the only apt source."""
+    debs = f'"$1"{REPOSITORY}'
+    return [
+        "--skip=cleanup/apt/lists",  # the local repository's lists: apt-get install works offline
+        f"--customize-hook=chroot \"$1\" apt-get install --download-only -y --no-install-recommends "
+        f"{' '.join(MAIL_PACKAGES)}",
+        f"--customize-hook=mkdir -p {debs} && mv \"$1\"/var/cache/apt/archives/*.deb {debs}/",
+        f"--customize-hook=cd {debs} && dpkg-scanpackages --multiversion . > Packages",
+        "--customize-hook=rm -f \"$1\"/etc/apt/sources.list.d/* && "
+        f"echo 'deb [trusted=yes] file:{REPOSITORY} ./' > \"$1\"/etc/apt/sources.list",
+        "--customize-hook=chroot \"$1\" apt-get update",
+    ]
+
+
+def _mmdebstrap(rootfs: Path, packages: tuple[str, ...], hooks: list[str]) -> None:
     command = ["mmdebstrap", "--mode=root", "--variant=apt", "--format=directory",
                "--aptopt=Acquire::Check-Valid-Until \"false\"",
-               f"--include={','.join(PACKAGES)}",
+               f"--include={','.join(packages)}", *hooks,
                *[f"--dpkgopt=path-exclude={path}" for path in EXCLUDED_PATHS],
                SUITE, str(rootfs), *mirror_sources()]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -172,7 +198,7 @@ def _mmdebstrap(rootfs: Path) -> None:
         raise ImageError("mmdebstrap failed:\n" + "\n".join(tail))
 
 
-def _configure(rootfs: Path, staging: Path) -> None:
+def _configure(rootfs: Path, staging: Path, disabled: tuple[str, ...]) -> None:
     for relative, text in FILES.items():
         target = rootfs / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -191,7 +217,8 @@ def _configure(rootfs: Path, staging: Path) -> None:
     (ssh / "authorized_keys").write_bytes(public + b" mailspec-vmtests\n")
     _run("systemctl", f"--root={rootfs}", "enable", "systemd-networkd.service")
     _run("systemctl", f"--root={rootfs}", "mask", *MASKED)
-    _run("systemctl", f"--root={rootfs}", "disable", *DISABLED)
+    if disabled:
+        _run("systemctl", f"--root={rootfs}", "disable", *disabled)
 
 
 def _copy_boot_files(rootfs: Path, staging: Path) -> None:

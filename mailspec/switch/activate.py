@@ -120,7 +120,7 @@ def rollback(store: Store, number: int | None, echo: Echo) -> int:
         target = store.read(number)
         if target is None:
             raise SwitchError(f"there is no generation {number}", "see `mailspec generations`")
-        if number == current:
+        if number == current and not store.interrupted():
             echo(f"generation {number} is current already")
             return number
         _activate(store, number, current, _needs(store, current, os.path.join(target.path, "deploy")), echo)
@@ -132,6 +132,8 @@ def _needs(store: Store, current: int | None, deploy: str) -> dict[str, str]:
     either side is not mailspec's (generation 0: the distribution's configuration)."""
     old = read_manifest(os.path.join(store.path(current), "deploy")) if current is not None else {}
     new = read_manifest(deploy)
+    if store.interrupted():  # a switch killed midway: the daemons may run either side
+        return dict.fromkeys(DAEMON_PACKAGES, "restart")
     return changes(old, new) if old and new else dict.fromkeys(DAEMON_PACKAGES, "restart")
 
 
@@ -150,6 +152,16 @@ def probe_address(deploy: str) -> str | None:
 
 def _activate(store: Store, number: int, previous: int | None, needs: dict[str, str], echo: Echo) -> None:
     """Flip to `number`, reload what changed, check health; back to `previous` if it fails."""
+    store.activating(number)
+    try:
+        _move_daemons(store, number, previous, needs, echo)
+    except SwitchError:  # back on `previous`, restarted
+        store.activating(None)
+        raise
+    store.activating(None)
+
+
+def _move_daemons(store: Store, number: int, previous: int | None, needs: dict[str, str], echo: Echo) -> None:
     daemons = Daemons(store.layout, store.held)
     store.flip(number)
     echo(f"generation {number} is current" + (f" (was {previous})" if previous is not None else ""))

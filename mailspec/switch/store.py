@@ -8,6 +8,7 @@ one rename(2), so it names the old generation or the new one, never neither.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -47,6 +48,7 @@ class Store:
         self.root = layout.path(STATE_DIR)
         self.generations_dir = os.path.join(self.root, "generations")
         self.current_link = os.path.join(self.root, "current")
+        self.activating_note = os.path.join(self.root, "activating")
         self.held: Lock | None = None  # the lock, while `lock()` holds it (daemon jobs inherit it)
 
     def path(self, number: int) -> str:
@@ -129,6 +131,25 @@ class Store:
         os.symlink(os.path.join("generations", str(number)), new)
         os.replace(new, self.current_link)
         _sync_directory(self.root)
+
+    def activating(self, number: int | None) -> None:
+        """Note that the daemons are being moved to generation `number` (None: they are
+        done). A note left behind by a killed switch means that they may run a mix of
+        the old and the new: the next activation restarts both."""
+        if number is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.activating_note)
+            return
+        with open(self.activating_note + ".new", "w", encoding="utf-8") as handle:
+            handle.write(f"{number}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(self.activating_note + ".new", self.activating_note)
+        _sync_directory(self.root)
+
+    def interrupted(self) -> bool:
+        """Whether the last activation did not finish (see `activating`)."""
+        return os.path.exists(self.activating_note)
 
     def remove(self, number: int) -> None:
         """Remove a generation: its meta.json first, so a kill midway leaves an unfinished
