@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import need_root, need_tool
+from needs import need_root, need_tool
 
 SSHD = "/usr/sbin/sshd"  # sshd re-executes itself: it must be started by its absolute path
 

@@ -1,4 +1,4 @@
-"""Compile a spec for a test VM and install the deploy into a machine.
+"""Compile a spec for a test VM and install the deploy into a machine with switch.
 
 The VM runs the production tree unrelocated: every file goes to the path it was
 compiled for. Mailbox passwords are replaced by random test passwords (kept in memory,
@@ -11,19 +11,18 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
-import shutil
-import tempfile
 from pathlib import Path
 
 import attrs
 import bcrypt
 
 from mailspec import install, model
-from mailspec.backends.dovecot import home_template
 from mailspec.certs import make_certificates
 from mailspec.diagnostics import render_all_text
 from mailspec.layout import DEFAULT as LAYOUT
 from mailspec.pipeline import Result, check_and_write, load_and_lower
+from mailspec.switch.build import REQUEST
+from mailspec.switch.request import from_spec
 from mailspec.vmtests import log
 from mailspec.vmtests.machine import Machine, MachineError
 
@@ -54,6 +53,11 @@ class Compiled:
     def ca_file(self) -> str:
         return str(self.tls / "ca.crt")
 
+    @property
+    def bundle(self) -> Path:
+        """The deploy and its request.json: what switch uploads."""
+        return self.deploy.parent
+
 
 def with_test_passwords(spec: model.Spec) -> tuple[model.Spec, dict[str, str]]:
     passwords: dict[str, str] = {}
@@ -79,10 +83,11 @@ def _compiled(lowered: Result, workdir: Path) -> Compiled:
     if lowered.spec is not None:
         spec, passwords = with_test_passwords(lowered.spec)
         lowered = attrs.evolve(lowered, spec=spec)
-    deploy = workdir / "deploy"
+    deploy = workdir / "bundle" / "deploy"
     result = check_and_write(lowered, str(deploy))
     if not result.ok:
         raise DeployError(render_all_text(result.diagnostics, result.sources))
+    (deploy.parent / REQUEST).write_text(from_spec(result.spec, LAYOUT).to_json())
     tls = workdir / "tls"
     make_certificates(result.spec, str(tls))
     return Compiled(result.spec, deploy, tls, passwords, secrets.token_urlsafe(16))
@@ -94,98 +99,45 @@ def compile_model(spec: model.Spec, workdir: Path) -> Compiled:
 
 
 def install_deploy(machine: Machine, compiled: Compiled, restart: bool = False) -> None:
-    """Copy the deploy to the paths it was compiled for, build the maps, load the SQL for
-    the mysql backend, install the TLS material, then reload (or restart) the daemons and
-    check that their logs show no error and no warning.
+    """Install the deploy as `mailspec switch` does, over the machine's SSH connection:
+    what an administrator provides first (the TLS certificate and key, and for the mysql
+    backend the database and its account), then the switch, which builds the generation,
+    reloads or restarts what changed and checks the server's health. Then the daemons'
+    logs must show no error and no warning. `restart`: the install must restart both
+    daemons, as the first switch on a machine does (from generation 0); a scenario of
+    full restarts asks for it, and always gets a machine that has had no switch."""
+    from mailspec.switch.remote import Ssh
 
-    Reload is the default: every setting mailspec writes takes effect on `postfix reload`
-    and `doveadm reload` (inet_interfaces and the queue directory stay the Debian
-    defaults), and a restart costs about 7 s under TCG, mostly in `postfix check`."""
     server = compiled.spec.server
-    with log.step(f"{machine.name}: install the deploy ({'restart' if restart else 'reload'})"):
-        machine.copy_from_host(_bundle(compiled), "/tmp/mailspec-install")
-        machine.succeed(_staging_script(compiled))
-        if server.backend.kind is model.BackendKind.MYSQL:
-            _install_database(machine, compiled, f"{STAGE}/postfix")
-        machine.succeed(_moving_in_script(compiled))
-        if restart:
-            machine.succeed("systemctl restart postfix dovecot")
-        else:
-            machine.succeed("postfix reload 2>&1 && doveadm reload")
+    with log.step(f"{machine.name}: switch to the deploy"):
+        machine.write_file(server.tls.cert, (compiled.tls / "server.crt").read_text())
+        machine.write_file(server.tls.key, (compiled.tls / "server.key").read_text(), 0o600)
+        machine.succeed(f": > {LAYOUT.postfix_log}; : > {LAYOUT.dovecot_log}")  # this install's lines only
+        target = Ssh(machine.ssh, machine.name)
+        lines: list[str] = []
+        try:
+            there = target.upload(str(compiled.bundle))
+            if server.backend.kind is model.BackendKind.MYSQL:
+                _agent(target, ["prepare", there], lines)  # the vmail account, which reads the option file
+                _install_database(machine, compiled)
+            _agent(target, ["switch", there], lines)
+        finally:
+            target.close(disconnect=False)
+        if restart and "generation 1 is current (was 0)" not in lines:  # from 0: both restart (activate._needs)
+            raise DeployError(f"the install on {machine.name} was not its first switch:\n" + "\n".join(lines))
         wait_for_mail_ports(machine)
         check_logs(machine)
 
 
-STAGE = "/etc/.mailspec-install"  # beside the live files: a rename replaces them at once
+def _agent(target, arguments: list[str], lines: list[str]) -> None:
+    errors: list[str] = []
+    if target.agent(arguments, lines.append, errors.append) != 0:
+        raise DeployError(f"`mailspec {arguments[0]}` failed on {target.name}:\n" + "\n".join(lines + errors))
 
 
-def _staging_script(compiled: Compiled) -> str:
-    """Make the vmail account, copy the uploaded deploy into the stage and build its
-    tables there."""
-    vmail = compiled.spec.server.vmail
-    q = shlex.quote
-    maps = sorted(path.name for path in (compiled.deploy / "postfix").iterdir()
-                  if install.is_map_source(path.name))
-    return "\n".join([
-        "set -e", "cd /tmp/mailspec-install",
-        f"getent group {vmail.gid} >/dev/null || groupadd --gid {vmail.gid} {q(vmail.user)}",
-        (f"id -u {q(vmail.user)} >/dev/null 2>&1 || useradd --uid {vmail.uid} --gid {vmail.gid}"
-         f" --home-dir /nonexistent --shell /usr/sbin/nologin {q(vmail.user)}"),
-        f"rm -rf {STAGE}", f"mkdir -p {STAGE}", f"cp -r deploy/. {STAGE}/",
-        *(f"chown {q(owner)}:{q(group)} {STAGE}/{q(path)} && chmod {mode:o} {STAGE}/{q(path)}"
-          for path, (owner, group, mode) in install.private_owners(compiled.spec).items()
-          if (compiled.deploy / path).exists()),
-        " ".join(["postmap", *[f"lmdb:{STAGE}/postfix/{q(name)}" for name in maps]]) if maps else ":",
-    ])
-
-
-def _moving_in_script(compiled: Compiled) -> str:
-    """Rename every staged file into place, main.cf and master.cf last, so a daemon
-    starting meanwhile reads the old file or the new one, never half of one; then
-    compile Sieve, make the mail root, and install the TLS material."""
-    spec, server = compiled.spec, compiled.spec.server
-    vmail = server.vmail
-    mail_root = home_template(spec, LAYOUT).split("%")[0]
-    q = shlex.quote
-    return "\n".join([
-        "set -e", "cd /tmp/mailspec-install",
-        ("move_in() { (cd \"$1\" && find . -type d -exec mkdir -p \"$2/{}\" \\; &&"
-         " find . ! -type d ! -name main.cf ! -name master.cf -exec mv -f {} \"$2/{}\" \\; &&"
-         " find . ! -type d -exec mv -f {} \"$2/{}\" \\;); }"),
-        *(f"if [ -d {STAGE}/{name} ]; then mkdir -p {directory}; move_in {STAGE}/{name} {directory}; fi"
-          for name, directory in install.installed_dirs(LAYOUT)),
-        f"rm -rf {STAGE}",
-        # Compiled where they live: a binary records its script's path. sievec, too,
-        # writes a new file and renames it.
-        # One sievec per directory, not per script: it compiles every script in one.
-        (f"find {LAYOUT.sieve_dir} -name '*.sieve' -printf '%h\\n' 2>/dev/null | sort -u |"
-         " while read -r directory; do sievec \"$directory\" || exit 1; done"),
-        f"mkdir -p {q(mail_root)}", f"chown {vmail.uid}:{vmail.gid} {q(mail_root)}",
-        f"mkdir -p \"$(dirname {q(server.tls.cert)})\" \"$(dirname {q(server.tls.key)})\"",
-        f"install -m 644 tls/server.crt {q(server.tls.cert)}",
-        f"install -m 600 tls/server.key {q(server.tls.key)}",
-        "rm -rf /var/spool/postfix/etc  # Debian's chroot copies, stale now; nothing runs chrooted",
-        f"postalias lmdb:{LAYOUT.aliases}",
-        f": > {LAYOUT.postfix_log}; : > {LAYOUT.dovecot_log}",
-        "cd / && rm -rf /tmp/mailspec-install",
-    ])
-
-
-def _bundle(compiled: Compiled) -> Path:
-    """One directory to upload: the deploy and the server's certificate and key
-    (never the CA's key)."""
-    bundle = Path(tempfile.mkdtemp(prefix="install-", dir=compiled.deploy.parent))
-    shutil.copytree(compiled.deploy, bundle / "deploy")
-    (bundle / "tls").mkdir()
-    for name in ("server.crt", "server.key"):
-        shutil.copy2(compiled.tls / name, bundle / "tls" / name)
-    return bundle
-
-
-def _install_database(machine: Machine, compiled: Compiled, tables: str) -> None:
-    """MariaDB inside the VM: the database, its account, the option file the daemons read,
-    the schema and the seed, and the password added to the Postfix tables staged in
-    `tables` (they are renamed into place with the rest)."""
+def _install_database(machine: Machine, compiled: Compiled) -> None:
+    """MariaDB inside the VM: the database, its account, the option file the daemons read
+    (switch adds its password to the Postfix tables), the schema and the seed."""
     backend = compiled.spec.server.backend
     password = compiled.database_password
     q = shlex.quote
@@ -201,14 +153,9 @@ def _install_database(machine: Machine, compiled: Compiled, tables: str) -> None
         machine.write_file(backend.password_file,
                            f"[{install.OPTION_GROUP}]\nuser = {backend.user}\npassword = {password}\n", 0o400)
         # Its readers: Dovecot's auth process (group dovecot) and auth workers (vmail);
-        # Dovecot gives its processes no supplementary groups. Postfix's tables get the
-        # password appended instead (Postfix 3.7 ignores the option file's).
+        # Dovecot gives its processes no supplementary groups.
         vmail = compiled.spec.server.vmail.user
         machine.succeed(f"chown {q(vmail)}:dovecot {q(backend.password_file)} && chmod 440 {q(backend.password_file)}")
-        for path in sorted((compiled.deploy / "postfix").glob("mysql-*.cf")):
-            staged = f"{tables}/{path.name}"
-            machine.write_file(staged, install.postfix_mysql_table(path.read_text(), password), 0o640)
-            machine.succeed(f"chgrp postfix {staged}")
 
 
 def wait_for_mail_ports(machine: Machine, timeout: float = 60) -> None:

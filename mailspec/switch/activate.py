@@ -271,6 +271,11 @@ def _accounts_and_directories(request: Request) -> None:
                           layout.dovecot_base, layout.dovecot_state):
             os.makedirs(directory, exist_ok=True)
         shutil.chown(layout.postfix_data, "postfix")
+    # Debian's copies of /etc files for chrooted Postfix services: mailspec's master.cf
+    # chroots none, and `postfix check` warns at every start about a copy gone stale
+    # (the TLS certificate, once it is replaced). Debian's start script makes anew
+    # the ones it wants.
+    shutil.rmtree(os.path.join(layout.postfix_queue, "etc"), ignore_errors=True)
     if not os.path.exists(layout.aliases):
         with open(layout.aliases, "w", encoding="utf-8") as handle:
             handle.write("postmaster: root\n")

@@ -5,7 +5,7 @@ and runs `python3 agent.pyz ARGS` there (remote.py). Either way the same code ch
 the host, plans, switches, rolls back and collects garbage. On a server it has the
 standard library and the attrs bundled with it, and nothing else: no compiler.
 
-    plan BUNDLE | switch BUNDLE | generations | rollback [N] | gc KEEP
+    plan BUNDLE | prepare BUNDLE | switch BUNDLE | generations | rollback [N] | gc KEEP
 
 A BUNDLE is a directory with the compiled `deploy/` and its `request.json`.
 """
@@ -59,7 +59,7 @@ def _run(args, store, echo) -> int:
     from mailspec.switch.build import REQUEST
     from mailspec.switch.request import Request
 
-    if args.command in ("plan", "switch"):
+    if args.command in ("plan", "prepare", "switch"):
         request = Request.from_json(Path(args.bundle, REQUEST).read_text(encoding="utf-8"))
         if request.layout != store.layout:
             _error(f"this spec was compiled for the layout {request.layout}, not {store.layout}",
@@ -72,6 +72,9 @@ def _run(args, store, echo) -> int:
                                              if found.previous is not None else "") + ":")
             for line in found.lines():
                 echo(line)
+        elif args.command == "prepare":  # what a switch does first; then the database can be made
+            with store.lock():
+                activate.prepare(store, request, echo)
         else:
             activate.switch(store, request, deploy, echo)
     elif args.command == "generations":
@@ -108,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--prefix", default="")
     parser.add_argument("--port", action="append", default=[])
     commands = parser.add_subparsers(dest="command", required=True)
-    for name in ("plan", "switch"):
+    for name in ("plan", "prepare", "switch"):
         commands.add_parser(name).add_argument("bundle")
     commands.add_parser("generations")
     commands.add_parser("rollback").add_argument("number", nargs="?", type=int)

@@ -53,7 +53,7 @@ class Local:
 
     name = "this host"
 
-    def agent(self, arguments: list[str], echo) -> int:
+    def agent(self, arguments: list[str], echo, complain=None) -> int:
         return agent.main(arguments, echo)
 
     def upload(self, bundle: str) -> str:
@@ -64,38 +64,11 @@ class Local:
 
 
 class Ssh:
-    """A server over SSH. Every failure to get there is a SwitchError saying which."""
+    """A server over an SSH connection (`open_ssh` makes one)."""
 
-    def __init__(self, target: SshTarget, known_hosts: str = DEFAULT_KNOWN_HOSTS, accept_new: bool = False,
-                 identity: str | None = None, timeout: float = 15):
-        import paramiko
-
-        self.target, self.name = target, str(target)
-        self.known_hosts = os.path.expanduser(known_hosts)
-        self.client = paramiko.SSHClient()
-        if os.path.exists(self.known_hosts):
-            self.client.load_host_keys(self.known_hosts)
-        self.client.set_missing_host_key_policy(_NewKey(self.known_hosts, accept_new))
+    def __init__(self, client, name: str):
+        self.client, self.name = client, name
         self.directory: str | None = None
-        try:
-            self.client.connect(target.host, target.port, target.user, key_filename=identity, timeout=timeout,
-                                banner_timeout=timeout, auth_timeout=timeout)
-        except paramiko.BadHostKeyException as error:
-            raise SwitchError(
-                f"the host key of {target} is not the one known_hosts has for it "
-                f"({_fingerprint(error.key)} instead of {_fingerprint(error.expected_key)})",
-                f"if the server was reinstalled, remove its old key (ssh-keygen -f {self.known_hosts} -R "
-                f"{_known_hosts_name(target)}); otherwise someone may be between you and it") from None
-        except _UnknownKey as error:
-            raise SwitchError(str(error), "compare the fingerprint with the server's own "
-                              "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it), then run again "
-                              "with --accept-new-host-key") from None
-        except paramiko.AuthenticationException:
-            raise SwitchError(f"{target} refused to let {target.user} log in",
-                              "name the key with --identity, or load it into ssh-agent") from None
-        except (OSError, paramiko.SSHException, EOFError) as error:
-            raise SwitchError(f"cannot reach {target}: {error or type(error).__name__}",
-                              "check the host name, the port and that sshd runs there") from None
 
     def run(self, command: str, data: bytes | None = None, echo=None) -> tuple[int, str]:
         """Run a shell command; (exit status, its stderr). Its stdout goes to `echo` line by line."""
@@ -112,7 +85,7 @@ class Ssh:
             errors = stderr.read().decode(errors="replace")
             return stdout.channel.recv_exit_status(), errors
         except (OSError, paramiko.SSHException, EOFError) as error:
-            raise SwitchError(f"lost the connection to {self.target}: {error or type(error).__name__}",
+            raise SwitchError(f"lost the connection to {self.name}: {error or type(error).__name__}",
                               "run `mailspec generations` to see which generation is current") from None
 
     def upload(self, bundle: str) -> str:
@@ -120,15 +93,16 @@ class Ssh:
         directory = self._directory()
         code, errors = self.run(f"mkdir {directory}/bundle && tar -x -C {directory}/bundle", _tar(bundle))
         if code != 0:
-            raise SwitchError(f"could not upload the deploy to {self.target}{_said(errors)}",
+            raise SwitchError(f"could not upload the deploy to {self.name}{_said(errors)}",
                               "free space in /tmp there")
         return f"{directory}/bundle"
 
-    def agent(self, arguments: list[str], echo) -> int:
+    def agent(self, arguments: list[str], echo, complain=sys.stderr.write) -> int:
+        """Run the agent; its exit status. Its errors go to `complain`."""
         command = " ".join(shlex.quote(a) for a in ["python3", f"{self._directory()}/agent.pyz", *arguments])
         code, errors = self.run(command, echo=echo)
         if errors:
-            sys.stderr.write(errors)
+            complain(errors)
         return code
 
     def _directory(self) -> str:
@@ -138,23 +112,58 @@ class Ssh:
             code, errors = self.run("python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' && "
                                     "mktemp -d /tmp/mailspec-agent-XXXXXXXX", echo=lines.append)
             if code != 0 or not lines:
-                raise SwitchError(f"{self.target} has no python3 of version 3.11 or later{_said(errors)}",
+                raise SwitchError(f"{self.name} has no python3 of version 3.11 or later{_said(errors)}",
                                   "install it there (apt-get install python3)")
             self.directory = lines[-1].strip()
             self.run(f"cat > {self.directory}/agent.pyz", agent.archive())
         return self.directory
 
-    def close(self) -> None:
+    def close(self, disconnect: bool = True) -> None:
+        """Remove the agent's directory, and (unless it is someone else's) the connection."""
         if self.directory is not None:
             try:
                 self.run(f"rm -rf {shlex.quote(self.directory)}")
             except SwitchError:
                 pass
-        self.client.close()
+            self.directory = None
+        if disconnect:
+            self.client.close()
 
 
 def connect(target: SshTarget | None, **options):
-    return Local() if target is None else Ssh(target, **options)
+    return Local() if target is None else open_ssh(target, **options)
+
+
+def open_ssh(target: SshTarget, known_hosts: str = DEFAULT_KNOWN_HOSTS, accept_new: bool = False,
+             identity: str | None = None, timeout: float = 15) -> Ssh:
+    """Log in to `target`; every failure to get there is a SwitchError saying which."""
+    import paramiko
+
+    known_hosts = os.path.expanduser(known_hosts)
+    client = paramiko.SSHClient()
+    if os.path.exists(known_hosts):
+        client.load_host_keys(known_hosts)
+    client.set_missing_host_key_policy(_NewKey(known_hosts, accept_new))
+    try:
+        client.connect(target.host, target.port, target.user, key_filename=identity, timeout=timeout,
+                       banner_timeout=timeout, auth_timeout=timeout)
+    except paramiko.BadHostKeyException as error:
+        raise SwitchError(
+            f"the host key of {target} is not the one known_hosts has for it "
+            f"({_fingerprint(error.key)} instead of {_fingerprint(error.expected_key)})",
+            f"if the server was reinstalled, remove its old key (ssh-keygen -f {known_hosts} -R "
+            f"{_known_hosts_name(target)}); otherwise someone may be between you and it") from None
+    except _UnknownKey as error:
+        raise SwitchError(str(error), "compare the fingerprint with the server's own "
+                          "(ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it), then run again "
+                          "with --accept-new-host-key") from None
+    except paramiko.AuthenticationException:
+        raise SwitchError(f"{target} refused to let {target.user} log in",
+                          "name the key with --identity, or load it into ssh-agent") from None
+    except (OSError, paramiko.SSHException, EOFError) as error:
+        raise SwitchError(f"cannot reach {target}: {error or type(error).__name__}",
+                          "check the host name, the port and that sshd runs there") from None
+    return Ssh(client, str(target))
 
 
 class _UnknownKey(Exception):

@@ -156,7 +156,8 @@ def test_a_fresh_debian_vm_is_switched_rolled_back_and_survives_kills(fresh):
         sent.clear()
         sender = threading.Thread(target=keep_sending, args=(40, "during"))
         sender.start()
-        host = remote.Ssh(remote.parse(fresh.url), known_hosts=fresh.known_hosts, identity=str(machine.image.ssh_key))
+        host = remote.open_ssh(remote.parse(fresh.url), known_hosts=fresh.known_hosts,
+                               identity=str(machine.image.ssh_key))
         lines: list[str] = []
         try:
             code = host.agent(["switch", host.upload(bundle)], lines.append)
