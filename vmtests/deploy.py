@@ -31,9 +31,12 @@ DOVECOT_LOG_PROBLEMS = ("Warning:", "Error:", "Fatal:", "Panic:")
 # Warnings that Postfix logs while `postfix reload` restarts its services, and that lose
 # nothing: a client of the connection cache (smtp, lmtp) finds scache restarted under
 # it and goes on without the cache (scache(8): the cache is only an optimisation).
-BENIGN_POSTFIX_WARNINGS = (
+BENIGN_WARNINGS = (
     re.compile(r"postfix/\w+\[\d+\]: warning: problem talking to service private/scache: "
                r"Connection reset by peer$"),
+    # A machine restored from a snapshot of a running server: its clock jumps to now,
+    # and the Dovecot master that the switch started notices.
+    re.compile(r"master: Warning: Time moved forwards by [\d.]+ seconds - adjusting timeouts\.$"),
 )
 
 
@@ -181,8 +184,8 @@ def problem_lines(machine: Machine) -> list[str]:
 
 
 def serious(lines: list[str]) -> list[str]:
-    """The problem lines that are not among the benign reload-time warnings."""
-    return [line for line in lines if not any(p.search(line) for p in BENIGN_POSTFIX_WARNINGS)]
+    """The problem lines that are not among the benign warnings."""
+    return [line for line in lines if not any(p.search(line) for p in BENIGN_WARNINGS)]
 
 
 def daemon_logs(machine: Machine, lines: int = 40) -> str:
