@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mailspec.layout import Layout
+from mailspec.switch import build
 from mailspec.switch.activate import gc, plan, probe_address
 from mailspec.switch.daemons import changes
 from mailspec.switch.request import Request
@@ -84,3 +85,18 @@ def test_the_plan_names_what_changes_and_the_mailboxes_that_go(tmp_path):
     assert found.files == {"postfix": ([], ["postfix/virtual_mailboxes"], [])}
     assert found.needs == {"postfix": "reload"} and found.mailboxes_gone == ["b@x.example"]
     assert "  b@x.example: no longer in the spec; its Maildir stays on disk" in found.lines()
+
+
+def test_a_link_out_of_the_postfix_directory_is_carried_over_as_the_file_it_names(tmp_path):
+    # Debian's /etc/postfix/makedefs.out; `postfix check` warns about it anywhere else.
+    source, target = tmp_path / "old", tmp_path / "new"
+    (source / "postfix").mkdir(parents=True)
+    (tmp_path / "makedefs.out").write_text("# build options\n")
+    (source / "postfix" / "makedefs.out").symlink_to(tmp_path / "makedefs.out")
+    (source / "postfix" / "dynamicmaps.cf").write_text("lmdb\n")
+    (source / "postfix" / "maps.cf").symlink_to("dynamicmaps.cf")  # stays in the directory: kept a link
+    (target / "postfix").mkdir(parents=True)
+    build._carry_over(str(source), str(target), set())
+    copied = target / "postfix" / "makedefs.out"
+    assert not copied.is_symlink() and copied.read_text() == "# build options\n"
+    assert os.readlink(target / "postfix" / "maps.cf") == "dynamicmaps.cf"

@@ -88,7 +88,13 @@ def switch(store: Store, request: Request, deploy: str, echo: Echo) -> int:
     cannot; the server then stays on the generation it had."""
     _key_material(request)
     with store.lock():
+        keys = _digests(request.tls_cert, request.tls_key)
         prepare(store, request, echo)
+        if _digests(request.tls_cert, request.tls_key) != keys:
+            raise SwitchError(
+                f"installing the packages replaced the TLS certificate and key at {request.tls_cert} and "
+                f"{request.tls_key} (Debian's ssl-cert makes a new snakeoil pair unless it finds an RSA one "
+                "signed with SHA-256)", "put yours back and switch again, or name paths of your own in the spec")
         previous = store.current()
         old = store.read(previous) if previous is not None else None
         number, directory = store.new_directory()
@@ -202,6 +208,16 @@ def _stopped(store: Store, number: int) -> set[str]:
     return {daemon for daemon, name in files.items()
             if not os.path.exists(os.path.join(store.path(number), "etc", daemon, name))} | \
         set(generation.stopped if generation else ())
+
+
+def _digests(*paths: str) -> list[str]:
+    import hashlib
+
+    found = []
+    for path in paths:
+        with open(path, "rb") as handle:
+            found.append(hashlib.sha256(handle.read()).hexdigest())
+    return found
 
 
 def _key_material(request: Request) -> None:

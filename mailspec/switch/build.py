@@ -123,7 +123,13 @@ def _carry_over(source: str, target: str, skip: set[str]) -> None:
                     continue
                 destination = os.path.join(target, relative)
                 os.makedirs(os.path.dirname(destination), exist_ok=True)
-                run("cp", "-a", "--", os.path.join(folder, entry), destination, what="carrying a file over")
+                path = os.path.join(folder, entry)
+                # A link out of Postfix's directory (Debian's makedefs.out) becomes the file it
+                # names: `postfix check` warns about such links except at /etc/postfix itself.
+                leaves = name == "postfix" and os.path.islink(path) and "/" in os.readlink(path) and \
+                    os.path.isfile(path)
+                run("cp", *(["-L", "--preserve=mode,timestamps"] if leaves else ["-a"]), "--", path, destination,
+                    what="carrying a file over")
 
 
 def _build_maps(postfix: str, names: list[str], option_file: str | None) -> list[str]:
