@@ -44,7 +44,9 @@ REGISTRY = (
             lookup_packages=(("mysql", "dovecot-mysql"),)),
     Backend("sieve", "sieve_dir", ("dovecot-sieve", "dovecot-managesieved"), 45, divisible=True),
     # Only the mysql backend has tables to write; the bench shape uses files.
-    Backend("sql", None, (), 0, lookup_packages=(("mysql", "mariadb-server"), ("mysql", "mariadb-client"))),
+    # python3-pymysql: switch's agent (mailspec/switch/database.py) writes the rows on the server.
+    Backend("sql", None, (), 0, lookup_packages=(("mysql", "mariadb-server"), ("mysql", "mariadb-client"),
+                                                 ("mysql", "python3-pymysql"))),
 )
 
 

@@ -31,6 +31,7 @@ SPEC = """
 server {{
   hostname mail.example.com
   relay_host [127.0.0.1]:9
+  {backend}
 }}
 domain example.com {{
   mailbox alice {{
@@ -53,9 +54,9 @@ class Host:
         self.ports = [f"--port={name}={port}" for name, port in attrs.asdict(self.layout.ports).items()]
         self.hashes = {user: hashed(password) for user, password in PASSWORDS.items()}
 
-    def write(self, name: str, more: str = "", sales: str = "alice") -> str:
+    def write(self, name: str, more: str = "", sales: str = "alice", backend: str = "") -> str:
         path = self.prefix / f"{name}.mailspec"
-        path.write_text(SPEC.format(more=more, sales=sales, **self.hashes))
+        path.write_text(SPEC.format(more=more, sales=sales, backend=backend, **self.hashes))
         if not (self.prefix / "tls").exists():
             make_certificates(check([str(path)]).spec, str(self.prefix / "tls"))
             for source, target, mode in (("server.crt", "/etc/ssl/certs/ssl-cert-snakeoil.pem", 0o644),

@@ -139,20 +139,17 @@ def _agent(target, arguments: list[str], lines: list[str]) -> None:
 
 
 def _install_database(machine: Machine, compiled: Compiled) -> None:
-    """MariaDB inside the VM: the database, its account, the option file the daemons read
-    (switch adds its password to the Postfix tables), the schema and the seed."""
+    """MariaDB inside the VM: the database, its account and the option file the daemons
+    and switch read (switch adds its password to the Postfix tables, and writes the rows)."""
     backend = compiled.spec.server.backend
     password = compiled.database_password
     q = shlex.quote
     grants = (f"CREATE DATABASE IF NOT EXISTS `{backend.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;"
               f" CREATE USER IF NOT EXISTS '{backend.user}'@'localhost' IDENTIFIED BY '{password}';"
               f" GRANT ALL ON `{backend.database}`.* TO '{backend.user}'@'localhost';")
-    with log.step("load the SQL into MariaDB"):
-        machine.copy_from_host(compiled.deploy / "sql", "/tmp/sql")
+    with log.step("make the database and its account in MariaDB"):
         machine.succeed("systemctl start mariadb")
         machine.succeed(f"mariadb -e {q(grants)}")
-        machine.succeed(f"mariadb {q(backend.database)} < /tmp/sql/schema.sql && "
-                        f"mariadb {q(backend.database)} < /tmp/sql/seed.sql && rm -r /tmp/sql")
         machine.write_file(backend.password_file,
                            f"[{install.OPTION_GROUP}]\nuser = {backend.user}\npassword = {password}\n", 0o400)
         # Its readers: Dovecot's auth process (group dovecot) and auth workers (vmail);

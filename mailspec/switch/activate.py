@@ -16,8 +16,9 @@ from collections.abc import Callable
 
 import attrs
 
+from mailspec.backends.sql.rows import COLUMNS
 from mailspec.layout import Layout
-from mailspec.switch import build, packages
+from mailspec.switch import build, database, packages
 from mailspec.switch.daemons import Daemons, changes
 from mailspec.switch.request import Request
 from mailspec.switch.store import Generation, Store, SwitchError
@@ -146,24 +147,38 @@ def _needs(store: Store, current: int | None, deploy: str) -> dict[str, str]:
 def probe_address(deploy: str) -> str | None:
     """A mailbox to probe in the health check: the first that the spec lets receive
     (a `reject_recipient` may name it, its domain or a parent domain: access(5))."""
-    refused = mailboxes(deploy, "recipient_access")
+    tables = database.read(os.path.dirname(deploy))
+    if tables is None:
+        boxes, refused = mailboxes(deploy), mailboxes(deploy, "recipient_access")
+    else:  # the mysql backend: the same tables, as rows
+        send_only = COLUMNS["virtual_users"].index("send_only")
+        boxes = {row[0] for row in tables["virtual_users"] if not row[send_only]}
+        refused = {row[0] for row in tables["recipient_rules"]}
 
     def receives(address: str) -> bool:
         local, _, domain = address.partition("@")
         parents = {".".join(domain.split(".")[i:]) for i in range(domain.count(".") + 1)}
         return not ({address, f"{local}@"} | parents) & refused
 
-    return min(filter(receives, mailboxes(deploy)), default=None)
+    return min(filter(receives, boxes), default=None)
 
 
 def _activate(store: Store, number: int, previous: int | None, needs: dict[str, str], echo: Echo) -> None:
     """Flip to `number`, reload what changed, check health; back to `previous` if it fails."""
     store.activating(number)
     try:
-        _move_daemons(store, number, previous, needs, echo)
-    except SwitchError:  # back on `previous`, restarted
+        database.sync(store.path(number), "before", echo)
+    except SwitchError:
         store.activating(None)
         raise
+    try:
+        _move_daemons(store, number, previous, needs, echo)
+    except SwitchError:  # back on `previous`, restarted: its rows too
+        if previous is not None:
+            database.sync(store.path(previous), "all", echo)
+        store.activating(None)
+        raise
+    database.sync(store.path(number), "after", echo)
     store.activating(None)
 
 
@@ -322,8 +337,13 @@ def compile_to(lowered, layout: Layout):
     bundle = tempfile.mkdtemp(prefix="mailspec-switch-")
     result = check_and_write(lowered, os.path.join(bundle, "deploy"), layout)
     if result.ok:
+        request = from_spec(result.spec, layout)
         with open(os.path.join(bundle, build.REQUEST), "w", encoding="utf-8") as handle:
-            handle.write(from_spec(result.spec, layout).to_json())
+            handle.write(request.to_json())
+        if request.database is not None:
+            from mailspec.backends.sql.rows import build as rows
+
+            database.write_rows(bundle, rows(result.spec))
     return result, bundle
 
 

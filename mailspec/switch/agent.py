@@ -21,7 +21,8 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-EXIT_FAILED, EXIT_HOST = 1, 2  # a step failed (the server stays as it was); the host is unsuitable
+EXIT_FAILED, EXIT_HOST, EXIT_INTERNAL = 1, 2, 70  # a step failed (the server stays as it was); the host
+# is unsuitable; a bug
 MAIN = "from mailspec.switch.agent import serve\nraise SystemExit(serve())\n"
 
 
@@ -51,11 +52,14 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] | None = Non
         _error(error.message, error.help)
     except OSError as error:
         _error(f"{error.strerror or error}" + (f": {error.filename}" if error.filename else ""), "")
+    except Exception as error:  # noqa: BLE001  (a bug: said in one line, as the CLI does; no traceback)
+        _error(f"internal error in mailspec's agent ({type(error).__name__}: {error}); please report it", "")
+        return EXIT_INTERNAL
     return EXIT_FAILED
 
 
 def _run(args, store, echo) -> int:
-    from mailspec.switch import activate
+    from mailspec.switch import activate, database
     from mailspec.switch.build import REQUEST
     from mailspec.switch.request import Request
 
@@ -70,7 +74,7 @@ def _run(args, store, echo) -> int:
             found = activate.plan(store, request, deploy)
             echo(f"switch {request.spec}" + (f" (current generation: {found.previous})"
                                              if found.previous is not None else "") + ":")
-            for line in found.lines():
+            for line in found.lines() + database.plan_lines(args.bundle):
                 echo(line)
         elif args.command == "prepare":  # what a switch does first; then the database can be made
             with store.lock():
@@ -136,7 +140,8 @@ def _error(message: str, help: str) -> None:
 
 
 def archive() -> bytes:
-    """agent.pyz: the machinery a server runs, with the attrs it needs."""
+    """agent.pyz: the machinery a server runs, with the attrs it needs (pymysql, for the
+    mysql backend, is Debian's python3-pymysql)."""
     import attr
     import attrs
 
@@ -149,7 +154,10 @@ def archive() -> bytes:
         top = Path(mailspec.__file__).parent
         for path in [*top.glob("*.py"), *(top / "switch").glob("*.py")]:
             archive.write(path, f"mailspec/{path.relative_to(top)}")
-        archive.write(backends.__file__, "mailspec/backends/__init__.py")
+        root = Path(backends.__file__).parent  # the sql backend's rows and schema (database.py)
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                archive.write(path, f"mailspec/backends/{path.relative_to(root)}")
         for package in (attr, attrs):
             root = Path(package.__file__).parent
             for path in sorted(root.rglob("*.py")):

@@ -19,6 +19,7 @@ import time
 
 from mailspec import install
 from mailspec.layout import Layout
+from mailspec.switch.database import ROWS
 from mailspec.switch.request import Request
 from mailspec.switch.store import SwitchError
 
@@ -79,6 +80,9 @@ def build(generation: str, request: Request, deploy: str, carried_from: str | No
     copy_tree(deploy, os.path.join(generation, "deploy"))
     with open(os.path.join(generation, REQUEST), "w", encoding="utf-8") as handle:
         handle.write(request.to_json())
+    rows = os.path.join(os.path.dirname(deploy), ROWS)
+    if os.path.exists(rows):  # the mysql backend's (database.py)
+        shutil.copy2(rows, os.path.join(generation, ROWS))
     written = []
     for name, _ in install.installed_dirs(layout):
         source = os.path.join(deploy, name)

@@ -10,7 +10,7 @@ import sys
 import attrs
 import click
 
-from mailspec import cli, model
+from mailspec import cli
 from mailspec.layout import Layout
 
 
@@ -109,11 +109,6 @@ def switch_command(files, target, identity, known_hosts, accept_new_host_key, pr
         cli._report(result, "human")
         if not result.ok:
             sys.exit(cli.EXIT_SPEC)
-        if result.spec.server.backend.kind is model.BackendKind.MYSQL:  # the host tier switches these itself
-            click.echo("error: switch does not handle the mysql backend yet: its database must switch with "
-                       "the files\n  = help: use `mailspec apply` and install the deploy by hand for now "
-                       "(docs/switch.md)", err=True)
-            sys.exit(cli.EXIT_USAGE)
         if not (yes or dry_run or sys.stdin.isatty()):
             click.echo("error: not switching without --yes (nobody to ask)", err=True)
             sys.exit(cli.EXIT_USAGE)

@@ -17,6 +17,17 @@ from mailspec.layout import Layout, Ports
 
 
 @attrs.frozen
+class Database:
+    """Where the mysql backend's tables are, as the daemons reach them."""
+
+    name: str
+    user: str
+    host: str | None = None
+    port: int | None = None
+    socket: str | None = None
+
+
+@attrs.frozen
 class Request:
     spec: str  # the spec's name, for `mailspec generations`
     vmail_user: str
@@ -28,6 +39,7 @@ class Request:
     mysql_option_file: str | None  # the password for the mysql tables, read on the server
     packages: tuple[str, ...]  # the Debian packages the deploy needs
     layout: Layout = Layout()
+    database: Database | None = None  # the mysql backend's (its password: mysql_option_file)
 
     def to_json(self) -> str:
         data = attrs.asdict(self, recurse=True)
@@ -39,7 +51,9 @@ class Request:
         data = json.loads(text)
         layout = data.pop("layout")
         layout = Layout(layout["prefix"], Ports(**layout["ports"]))
-        return cls(**{**data, "packages": tuple(data["packages"])}, layout=layout)
+        database = data.pop("database", None)
+        database = Database(**database) if database else None
+        return cls(**{**data, "packages": tuple(data["packages"])}, layout=layout, database=database)
 
 
 def from_spec(spec: model.Spec, layout: Layout) -> Request:
@@ -54,4 +68,6 @@ def from_spec(spec: model.Spec, layout: Layout) -> Request:
         mail_root=home_template(spec, layout).split("%")[0].rstrip("/"),
         tls_cert=layout.path(server.tls.cert), tls_key=layout.path(server.tls.key),
         mysql_option_file=layout.path(server.backend.password_file) if mysql else None,
-        packages=tuple(packages), layout=layout)
+        packages=tuple(packages), layout=layout,
+        database=Database(server.backend.database, server.backend.user, server.backend.host, server.backend.port,
+                          server.backend.socket) if mysql else None)

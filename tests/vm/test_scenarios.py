@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import attrs
 import pytest
 
+from mailspec import model
 from mailspec.pipeline import check
 from mailspec.vmtests import network, scenarios
+from mailspec.vmtests.deploy import compile_model, install_deploy
 from mailspec.vmtests.scenarios import BY_NAME, delivery, routing
 
 pytestmark = pytest.mark.usefixtures("vm_tools")  # see tests/conftest.py
@@ -35,13 +40,34 @@ def test_scenario_on_the_site_fixture(vm_site, name):
     scenarios.run(site, scenario)
 
 
-def test_mysql_backend_delivers_like_the_files_backend(vm_site):
-    """11. The same delivery and routing checks with the tables in MariaDB in the VM."""
+def test_mysql_backend_delivers_like_the_files_backend(vm_site, tmp_path):
+    """11. The same delivery and routing checks with the tables in MariaDB in the VM;
+    then the database switches, and rolls back, with the files (switch's scenario 5)."""
     site = vm_site([MYSQL])
-    assert site.server.succeed("mariadb -N -e 'SELECT COUNT(*) FROM mail.virtual_users'").strip() == str(
-        len(scenarios.mailboxes(site.spec)))
+
+    def users() -> set[str]:
+        return set(site.server.succeed("mariadb -N -e 'SELECT email FROM mail.virtual_users'").split())
+    assert users() == set(scenarios.mailboxes(site.spec))
     delivery(site)
     routing(site)
+    first = site.spec.domains[0]
+    added = model.Mailbox("newcomer", password=first.mailboxes[0].password)
+    changed = attrs.evolve(site.spec, domains=(attrs.evolve(first, mailboxes=first.mailboxes + (added,)),
+                                               *site.spec.domains[1:]))
+    install_deploy(site.server, compile_model(changed, tmp_path / "second"))
+    newcomer = f"newcomer@{first.name}"
+    assert users() == {*scenarios.mailboxes(site.spec), newcomer}
+    assert site.server.succeed("readlink /var/lib/mailspec/current").strip() == "generations/2"
+    rollback = subprocess.run(
+        [sys.executable, "-m", "mailspec", "rollback", "1", "--target",
+         f"ssh://root@127.0.0.1:{site.server.forwards[22]}", "--identity", str(site.server.image.ssh_key),
+         "--known-hosts", str(tmp_path / "known_hosts"), "--accept-new-host-key"],
+        capture_output=True, text=True, timeout=600)
+    assert rollback.returncode == 0, rollback.stdout + rollback.stderr
+    assert "the database mail: 1 row removed" in rollback.stdout, rollback.stdout
+    assert users() == set(scenarios.mailboxes(site.spec))
+    assert site.server.succeed("readlink /var/lib/mailspec/current").strip() == "generations/1"
+    delivery(site)
 
 
 def test_mail_goes_server_to_server_both_ways_by_mx(vm_site):
