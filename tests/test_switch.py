@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -16,6 +18,8 @@ from pathlib import Path
 import pytest
 from switchhost import compiled, relocated, tamper, verified
 
+from mailspec.certs import make_certificates
+from mailspec.pipeline import check
 from mailspec.switch.activate import switch
 from mailspec.switch.daemons import Daemons
 from mailspec.switch.store import Store, SwitchError
@@ -187,3 +191,19 @@ def test_rollback_0_gives_the_host_back_and_a_bad_spec_or_missing_key_changes_no
     host.mailspec("rollback", "1")
     assert host.send("alice@example.com", "after-0") == 250
     host.wait_for("alice", "after-0")
+
+
+def test_a_renewed_certificate_makes_both_daemons_reload(host):
+    spec = host.write("site")
+    host.mailspec("switch", spec, "--yes")
+    assert "reload" not in host.mailspec("switch", spec, "--dry-run").stdout  # nothing changed
+    renewed = host.prefix / "renewed"
+    make_certificates(check([spec]).spec, str(renewed))  # what an ACME client's renewal does
+    for source, target in (("server.crt", "/etc/ssl/certs/ssl-cert-snakeoil.pem"),
+                           ("server.key", "/etc/ssl/private/ssl-cert-snakeoil.key")):
+        shutil.copyfile(renewed / source, host.layout.path(target))
+    done = host.mailspec("switch", spec, "--yes")
+    assert "  postfix: reload" in done.stdout and "  dovecot: reload" in done.stdout, done.stdout
+    served = ssl.get_server_certificate(("127.0.0.1", host.layout.ports.imaps))
+    first = (renewed / "server.crt").read_text().split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
+    assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(first)

@@ -21,8 +21,7 @@ from mailspec.certs import make_certificates
 from mailspec.diagnostics import render_all_text
 from mailspec.layout import DEFAULT as LAYOUT
 from mailspec.pipeline import Result, check_and_write, load_and_lower
-from mailspec.switch.build import REQUEST
-from mailspec.switch.request import from_spec
+from mailspec.switch.request import write_bundle
 from mailspec.vmtests import log
 from mailspec.vmtests.machine import Machine, MachineError
 
@@ -90,7 +89,7 @@ def _compiled(lowered: Result, workdir: Path) -> Compiled:
     result = check_and_write(lowered, str(deploy))
     if not result.ok:
         raise DeployError(render_all_text(result.diagnostics, result.sources))
-    (deploy.parent / REQUEST).write_text(from_spec(result.spec, LAYOUT).to_json())
+    write_bundle(str(deploy.parent), result.spec, LAYOUT)
     tls = workdir / "tls"
     make_certificates(result.spec, str(tls))
     return Compiled(result.spec, deploy, tls, passwords, secrets.token_urlsafe(16))
@@ -145,7 +144,8 @@ def _install_database(machine: Machine, compiled: Compiled) -> None:
     password = compiled.database_password
     q = shlex.quote
     grants = (f"CREATE DATABASE IF NOT EXISTS `{backend.database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;"
-              f" CREATE USER IF NOT EXISTS '{backend.user}'@'localhost' IDENTIFIED BY '{password}';"
+              f" CREATE USER IF NOT EXISTS '{backend.user}'@'localhost';"
+              f" ALTER USER '{backend.user}'@'localhost' IDENTIFIED BY '{password}';"  # each install's own
               f" GRANT ALL ON `{backend.database}`.* TO '{backend.user}'@'localhost';")
     with log.step("make the database and its account in MariaDB"):
         machine.succeed("systemctl start mariadb")

@@ -80,8 +80,8 @@ def plan(store: Store, request: Request, deploy: str) -> Plan:
         kind = 0 if path not in old else 2 if path not in new else 1
         files.setdefault(path.split("/")[0], ([], [], []))[kind].append(path)
     files = {name: tuple(sorted(group) for group in groups) for name, groups in files.items()}
-    return Plan(previous, files, _needs(store, previous, deploy), sorted(mailboxes(old_deploy) - mailboxes(deploy)),
-                packages.missing(request.packages))
+    return Plan(previous, files, _needs(store, previous, deploy, outside_digests(request)),
+                sorted(mailboxes(old_deploy) - mailboxes(deploy)), packages.missing(request.packages))
 
 
 def switch(store: Store, request: Request, deploy: str, echo: Echo) -> int:
@@ -110,7 +110,8 @@ def switch(store: Store, request: Request, deploy: str, echo: Echo) -> int:
                 raise
             raise SwitchError(f"cannot build generation {number}: {error}",
                               "free space or fix the permissions under /var/lib/mailspec, then switch again") from None
-        _activate(store, number, previous, _needs(store, previous, deploy), echo)
+        _activate(store, number, previous, _needs(store, previous, deploy, outside_digests(request)), echo,
+                  outside_digests(request))
         return number
 
 
@@ -130,18 +131,49 @@ def rollback(store: Store, number: int | None, echo: Echo) -> int:
         if number == current and not store.interrupted():
             echo(f"generation {number} is current already")
             return number
-        _activate(store, number, current, _needs(store, current, os.path.join(target.path, "deploy")), echo)
+        loads = outside_digests(_request_of(store, number))
+        _activate(store, number, current, _needs(store, current, os.path.join(target.path, "deploy"), loads), echo,
+                  loads)
         return number
 
 
-def _needs(store: Store, current: int | None, deploy: str) -> dict[str, str]:
+def _needs(store: Store, current: int | None, deploy: str, outside: dict[str, str]) -> dict[str, str]:
     """What going from generation `current` to `deploy` needs; both daemons restart when
-    either side is not mailspec's (generation 0: the distribution's configuration)."""
+    either side is not mailspec's (generation 0: the distribution's configuration), and
+    both reload at least when a file outside the generations (`inputs`: a renewed
+    certificate, a new database password) is not what they loaded (`outside`)."""
     old = read_manifest(os.path.join(store.path(current), "deploy")) if current is not None else {}
     new = read_manifest(deploy)
     if store.interrupted():  # a switch killed midway: the daemons may run either side
         return dict.fromkeys(DAEMON_PACKAGES, "restart")
-    return changes(old, new) if old and new else dict.fromkeys(DAEMON_PACKAGES, "restart")
+    if not (old and new):
+        return dict.fromkeys(DAEMON_PACKAGES, "restart")
+    needs = changes(old, new)
+    if store.loaded() not in (None, outside):
+        needs = {daemon: needs.get(daemon, "reload") for daemon in DAEMON_PACKAGES}
+    return needs
+
+
+def outside_digests(request: Request | None) -> dict[str, str]:
+    """{path: sha256} of what a generation reads from outside itself ("" for a missing file)."""
+    if request is None:
+        return {}
+    found = {}
+    for path in (request.tls_cert, request.tls_key, request.mysql_option_file):
+        if path is not None:
+            try:
+                found[path] = _digests(path)[0]
+            except OSError:
+                found[path] = ""
+    return found
+
+
+def _request_of(store: Store, number: int) -> Request | None:
+    try:
+        with open(os.path.join(store.path(number), build.REQUEST), encoding="utf-8") as handle:
+            return Request.from_json(handle.read())
+    except FileNotFoundError:  # generation 0
+        return None
 
 
 def probe_address(deploy: str) -> str | None:
@@ -163,8 +195,10 @@ def probe_address(deploy: str) -> str | None:
     return min(filter(receives, boxes), default=None)
 
 
-def _activate(store: Store, number: int, previous: int | None, needs: dict[str, str], echo: Echo) -> None:
-    """Flip to `number`, reload what changed, check health; back to `previous` if it fails."""
+def _activate(store: Store, number: int, previous: int | None, needs: dict[str, str], echo: Echo,
+              loads: dict[str, str]) -> None:
+    """Flip to `number`, reload what changed, check health; back to `previous` if it fails.
+    `loads`: the digests of the files outside the generation that the daemons then read."""
     store.activating(number)
     try:
         database.sync(store.path(number), "before", echo)
@@ -179,6 +213,7 @@ def _activate(store: Store, number: int, previous: int | None, needs: dict[str, 
         store.activating(None)
         raise
     database.sync(store.path(number), "after", echo)
+    store.set_loaded(loads)
     store.activating(None)
 
 
@@ -332,18 +367,12 @@ def compile_to(lowered, layout: Layout):
     """A lowered spec checked and written into a fresh temporary bundle: (result, its
     directory), which holds deploy/ and, if the spec is valid, request.json."""
     from mailspec.pipeline import check_and_write
-    from mailspec.switch.request import from_spec
+    from mailspec.switch.request import write_bundle
 
     bundle = tempfile.mkdtemp(prefix="mailspec-switch-")
     result = check_and_write(lowered, os.path.join(bundle, "deploy"), layout)
     if result.ok:
-        request = from_spec(result.spec, layout)
-        with open(os.path.join(bundle, build.REQUEST), "w", encoding="utf-8") as handle:
-            handle.write(request.to_json())
-        if request.database is not None:
-            from mailspec.backends.sql.rows import build as rows
-
-            database.write_rows(bundle, rows(result.spec))
+        write_bundle(bundle, result.spec, layout)
     return result, bundle
 
 

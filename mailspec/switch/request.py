@@ -8,6 +8,7 @@ travels as request.json beside the deploy tree, and each generation keeps its ow
 from __future__ import annotations
 
 import json
+import os
 
 import attrs
 
@@ -54,6 +55,20 @@ class Request:
         database = data.pop("database", None)
         database = Database(**database) if database else None
         return cls(**{**data, "packages": tuple(data["packages"])}, layout=layout, database=database)
+
+
+def write_bundle(bundle: str, spec: model.Spec, layout: Layout) -> None:
+    """Beside a compiled `bundle`/deploy: request.json, and the mysql backend's rows.json."""
+    from mailspec.switch.build import REQUEST
+    from mailspec.switch.database import write_rows
+
+    request = from_spec(spec, layout)
+    with open(os.path.join(bundle, REQUEST), "w", encoding="utf-8") as handle:
+        handle.write(request.to_json())
+    if request.database is not None:
+        from mailspec.backends.sql.rows import build
+
+        write_rows(bundle, build(spec))
 
 
 def from_spec(spec: model.Spec, layout: Layout) -> Request:

@@ -147,6 +147,21 @@ class Store:
         os.replace(self.activating_note + ".new", self.activating_note)
         _sync_directory(self.root)
 
+    def loaded(self) -> dict[str, str] | None:
+        """The digests of the files outside the generations (key material, the mysql
+        option file) as the daemons last loaded them; None before the first switch."""
+        try:
+            with open(os.path.join(self.root, "loaded.json"), encoding="utf-8") as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return None
+
+    def set_loaded(self, digests: dict[str, str]) -> None:
+        path = os.path.join(self.root, "loaded.json")
+        with open(path + ".new", "w", encoding="utf-8") as handle:
+            json.dump(digests, handle, sort_keys=True)
+        os.replace(path + ".new", path)
+
     def interrupted(self) -> bool:
         """Whether the last activation did not finish (see `activating`)."""
         return os.path.exists(self.activating_note)
