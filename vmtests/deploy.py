@@ -36,6 +36,8 @@ BENIGN_WARNINGS = (
     # A machine restored from a snapshot of a running server: its clock jumps to now,
     # and the Dovecot master that the switch started notices.
     re.compile(r"master: Warning: Time moved forwards by [\d.]+ seconds - adjusting timeouts\.$"),
+    # A reload the switch asked for (Dovecot logs it as a warning).
+    re.compile(r"master: Warning: SIGHUP received - reloading configuration$"),
 )
 
 
