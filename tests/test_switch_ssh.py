@@ -95,7 +95,7 @@ def test_switch_rollback_and_generations_over_ssh(host, sshd):
     assert host.current() == 1 and host.send("bob@example.com", "gone") == 550
 
 
-RESTARTED = "starting the Postfix mail system"  # the second spec changes master.cf: a restart
+RESTARTED = "refreshing the Postfix mail system"  # the second spec needs a reload
 
 
 def test_a_killed_controller_leaves_the_switch_to_finish_on_the_server(host, sshd):

@@ -149,9 +149,18 @@ def _needs(store: Store, current: int | None, deploy: str, outside: dict[str, st
     if not (old and new):
         return dict.fromkeys(DAEMON_PACKAGES, "restart")
     needs = changes(old, new)
+    if needs.get("postfix") == "restart" and _settings(os.path.join(store.path(current), "deploy")) == \
+            _settings(deploy):  # master.cf's comments changed (its header names the spec file)
+        needs["postfix"] = "reload"
     if store.loaded() not in (None, outside):
         needs = {daemon: needs.get(daemon, "reload") for daemon in DAEMON_PACKAGES}
     return needs
+
+
+def _settings(deploy: str) -> list[str]:
+    """master.cf without its comments: what a restart would be for."""
+    with open(os.path.join(deploy, "postfix", "master.cf"), encoding="utf-8") as handle:
+        return [line for line in handle if not line.lstrip().startswith("#")]
 
 
 def outside_digests(request: Request | None) -> dict[str, str]:
