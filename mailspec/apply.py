@@ -13,7 +13,6 @@ import urllib.parse
 from collections import defaultdict
 
 import attrs
-import pymysql
 
 from mailspec import model
 from mailspec.backends.sql import SCHEMA_VERSION, schema
@@ -53,7 +52,9 @@ class Database:
         return cls(urllib.parse.unquote(parts.username), database, parts.hostname, parts.port,
                    query.get("socket", [None])[0])
 
-    def connect(self, password: str | None) -> pymysql.Connection:
+    def connect(self, password: str | None) -> pymysql.Connection:  # noqa: F821
+        import pymysql  # here: switch's agent names a Database on servers without pymysql
+
         try:
             return pymysql.connect(user=self.user, password=password or "", database=self.database,
                                    host=self.host or "localhost", port=self.port or 3306,

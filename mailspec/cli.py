@@ -256,6 +256,8 @@ def apply_command(files: tuple[str, ...], url: str, password_file: str | None, d
           --password-file /etc/mailspec/mysql.cnf --dry-run
       mailspec apply site.mailspec --db 'mysql://mailspec@localhost/mail?socket=/run/mysqld/mysqld.sock'
     """
+    import pymysql
+
     from mailspec import apply as applying  # pymysql is only needed here
 
     result = check_and_write(_load(files, import_roots))
@@ -278,7 +280,7 @@ def apply_command(files: tuple[str, ...], url: str, password_file: str | None, d
     except applying.ApplyError as error:
         click.echo(f"error: {error}", err=True)
         sys.exit(EXIT_USAGE)
-    except applying.pymysql.err.Error as error:
+    except pymysql.err.Error as error:
         click.echo(f"error: the database refused the change, nothing was applied: {error.args[-1]}",
                    err=True)
         sys.exit(EXIT_USAGE)

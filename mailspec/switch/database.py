@@ -39,7 +39,7 @@ def read(directory: str) -> dict[str, list[list]] | None:
 def plan_lines(directory: str) -> list[str]:
     """What making the database hold the rows of `directory` changes, as `apply` shows it."""
     found = _connected(directory,
-                       lambda request, connection, plan: plan.render(f"the database {request.database.name}"))
+                       lambda request, connection, plan: plan.render(f"the database {request.database.database}"))
     return [f"  {line}" for line in found.splitlines()] if found else []
 
 
@@ -55,7 +55,7 @@ def sync(directory: str, step: str, echo) -> None:
         if chosen or create:
             apply.apply(connection, apply.Plan(chosen, create))
             count = f"{len(chosen)} row" + ("" if len(chosen) == 1 else "s")
-            echo(f"the database {request.database.name}: {count} {STEPS[step]}")
+            echo(f"the database {request.database.database}: {count} {STEPS[step]}")
 
     _connected(directory, carry_out)
 
@@ -84,8 +84,7 @@ def _connected(directory: str, then):
     rows = Rows({table: tuple(tuple(row) for row in found) for table, found in tables.items()})
     where = request.database
     try:
-        connection = apply.Database(where.user, where.name, where.host, where.port, where.socket).connect(
-            mysql_password(request.mysql_option_file))
+        connection = where.connect(mysql_password(request.mysql_option_file))
         try:
             with connection.cursor() as cursor:
                 create = apply.schema_state(cursor)
@@ -95,6 +94,6 @@ def _connected(directory: str, then):
             connection.close()
     except (apply.ApplyError, pymysql.err.Error, OSError, ValueError) as error:
         reason = error.args[-1] if isinstance(error, pymysql.err.Error) and error.args else error
-        raise SwitchError(f"the database {where.name}: {reason}",
+        raise SwitchError(f"the database {where.database}: {reason}",
                           "check that MariaDB runs, and that the option file's account may write the "
                           "database") from None

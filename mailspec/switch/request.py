@@ -13,19 +13,9 @@ import os
 import attrs
 
 from mailspec import model
+from mailspec.apply import Database
 from mailspec.backends import REGISTRY
 from mailspec.layout import Layout, Ports
-
-
-@attrs.frozen
-class Database:
-    """Where the mysql backend's tables are, as the daemons reach them."""
-
-    name: str
-    user: str
-    host: str | None = None
-    port: int | None = None
-    socket: str | None = None
 
 
 @attrs.frozen
@@ -84,5 +74,5 @@ def from_spec(spec: model.Spec, layout: Layout) -> Request:
         tls_cert=layout.path(server.tls.cert), tls_key=layout.path(server.tls.key),
         mysql_option_file=layout.path(server.backend.password_file) if mysql else None,
         packages=tuple(packages), layout=layout,
-        database=Database(server.backend.database, server.backend.user, server.backend.host, server.backend.port,
+        database=Database(server.backend.user, server.backend.database, server.backend.host, server.backend.port,
                           server.backend.socket) if mysql else None)
