@@ -35,6 +35,10 @@ def mail_names(spec: model.Spec) -> list[str]:
     return names if len(names) <= MAX_NAMES else names[:1]
 
 
+def write_private(path: str, data: bytes) -> None:
+    _write(path, data, 0o600)
+
+
 def _write(path: str, data: bytes, mode: int) -> None:
     """Create or replace `path` with `mode` from the start: a key is never world-readable."""
     temporary = f"{path}.tmp"

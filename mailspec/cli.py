@@ -232,6 +232,97 @@ def certs_command(files: tuple[str, ...], out: str, import_roots: tuple[str, ...
                    f"point clients at it (more than {MAX_NAMES} mail names)", err=True)
 
 
+def _checked(files: tuple[str, ...], import_roots: tuple[str, ...]) -> model.Spec:
+    """The spec of FILES, or its diagnostics and exit 1."""
+    result = check_and_write(_load(files, import_roots))
+    if not result.ok:
+        _report(result, "human")
+        sys.exit(EXIT_SPEC)
+    _report(result, "human")  # its warnings
+    return result.spec
+
+
+@main.command("keys")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="The directory for the keys; install it on the server at `server { keys … }`.")
+@click.option("--force", is_flag=True, help="Replace keys that exist (a key in DNS stops verifying).")
+@IMPORT_ROOTS
+def keys_command(files: tuple[str, ...], out: str, force: bool, import_roots: tuple[str, ...]) -> None:
+    """Create the DKIM private keys the spec's domains sign with, 0600 from the first byte.
+
+    Keys that exist are kept, so running it again after adding a domain or a standby
+    selector makes only the new ones. Publish the public halves with `mailspec dns`.
+
+    \b
+    Examples:
+      mailspec keys site.mailspec --out secrets/keys
+    """
+    from mailspec.keys import KeyProblem, make_keys  # cryptography: only here
+
+    spec = _checked(files, import_roots)
+    try:
+        written, kept = make_keys(spec, out, force)
+    except KeyProblem as problem:
+        click.echo(f"error: {problem}\n  = help: a new key needs a new selector (publish it as `standby` "
+                   "first); or pass --force to replace it", err=True)
+        sys.exit(EXIT_USAGE)
+    except OSError as error:
+        click.echo(f"error: cannot write `{out}`: {(error.strerror or str(error)).lower()}", err=True)
+        sys.exit(EXIT_USAGE)
+    for path in written:
+        click.echo(f"wrote {path}", err=True)
+    click.echo(f"{len(written)} written, {len(kept)} kept in {out}", err=True)
+
+
+@main.command("dns")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--keys", "keys_dir", required=True, type=click.Path(file_okay=False, exists=True),
+              help="The directory `mailspec keys` wrote: the DKIM records need the public keys.")
+@click.option("--format", "output_format", type=click.Choice(["zone", "json"]), default="zone",
+              show_default=True)
+@click.option("--check", "live", is_flag=True, help="Query live DNS for every record instead of printing them.")
+@click.option("--resolver", metavar="IP[:PORT]", help="With --check: ask this server (default: the system's).")
+@IMPORT_ROOTS
+def dns_command(files: tuple[str, ...], keys_dir: str, output_format: str, live: bool, resolver: str | None,
+                import_roots: tuple[str, ...]) -> None:
+    """Print the DNS records the spec's domains need, or check them against live DNS.
+
+    Per domain: MX, SPF, DKIM, DMARC, MTA-STS and TLS-RPT, autoconfig and SRV records,
+    and the server's A/AAAA, each with a comment saying why. --check reports every
+    record as present, missing or different, and exits 1 when a required one is not
+    as printed, or when the server's PTR does not forward-confirm.
+
+    \b
+    Examples:
+      mailspec dns site.mailspec --keys secrets/keys > example.com.zone-fragment
+      mailspec dns site.mailspec --keys secrets/keys --check --resolver 192.0.2.53
+    """
+    from mailspec.dns import records, zone
+    from mailspec.keys import KeyProblem
+
+    spec = _checked(files, import_roots)
+    try:
+        fragments = records.fragments(spec, keys_dir)
+    except KeyProblem as problem:
+        click.echo(f"error: {problem}\n  = help: run `mailspec keys` with the same spec to make it", err=True)
+        sys.exit(EXIT_USAGE)
+    if not live:
+        click.echo(zone.zone_text(fragments, spec.name) if output_format == "zone" else zone.zone_json(fragments),
+                   nl=False)
+        return
+    from mailspec.dns import live as checking
+
+    try:
+        report = checking.check(spec, fragments, checking.resolver(resolver))
+    except checking.LiveProblem as problem:
+        click.echo(f"error: {problem}", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(report.text(), nl=False)
+    if not report.ok:
+        sys.exit(EXIT_SPEC)
+
+
 @main.command("apply")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--db", "url", required=True,

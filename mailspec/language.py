@@ -140,6 +140,14 @@ TOP = Block("the top level of a file", None, (
 SERVER = Block("the server block", model.Server, (
     Keyword("hostname", One(values.hostname, "a host name"), "the server's public host name, in its "
             "greeting and certificate", "hostname mail.example.com"),
+    Keyword("addresses", Custom("public_addresses", "one or more IP addresses"), "the server's public "
+            "IPv4 and IPv6 addresses: A/AAAA, SPF and the PTR to ask for", "addresses 203.0.113.5, 2001:db8::5"),
+    Keyword("keys", One(parsers.daemon_path, "a directory path"), "where `mailspec keys` output is "
+            "installed on the server (DKIM private keys)", 'keys "/var/lib/mailspec/keys"'),
+    Keyword("mta_sts", Nested(), "publish an MTA-STS policy: senders must reach us over verified TLS",
+            "mta_sts { mode enforce; max_age 1 week }", block="an mta_sts block"),
+    Keyword("tls_report", Refs("one address", single=True), "where senders' TLS reports "
+            "(TLS-RPT) go", "tls_report tls-reports@example.net"),
     Keyword("networks", Custom("networks", "one or more networks"), "networks trusted to relay "
             "without logging in (wider than /8 only as `unsafe`)", "networks 192.168.1.0/24"),
     Keyword("tls", Custom("tls", "a `{ }` block"), "the certificate and key the daemons serve",
@@ -166,6 +174,13 @@ TLS = Block("a tls block", model.Tls, (
     Keyword("key", One(parsers.daemon_path, _PATH), "its private key, PEM; needs `cert`",
             'key "/etc/ssl/private/mail.key"'),
 ), 'tls { cert "/etc/ssl/…pem"; key "/etc/ssl/…key" }')
+
+MTA_STS = Block("an mta_sts block", model.MtaSts, (
+    Keyword("mode", One(parsers.sts_mode, "enforce, testing or none"), "what senders do when TLS "
+            "to us fails: refuse (enforce) or only report (testing)", "mode enforce"),
+    Keyword("max_age", One(values.duration, "a duration like `1 week` or `7d`"), "how long senders cache "
+            "the policy", "max_age 1 week"),
+), "mta_sts { mode enforce; max_age 1 week }")
 
 VMAIL = Block("a vmail block", model.Vmail, (
     Keyword("user", One(parsers.system_name, "a user name"), "its name", "user vmail"),
@@ -207,6 +222,14 @@ DOMAIN = Block("a domain block", model.Domain, (
     Keyword("plus_addressing", Flag(), "deliver alice+tag to alice (on by default)", "plus_addressing no"),
     Keyword("limits", Nested(), "limits for the domain as a whole", "limits { mailboxes 50 }",
             block="a limits block"),
+    Keyword("dkim", Custom("dkim", "`no`, or a `{ }` block"), "how outgoing mail is signed (on by "
+            "default: selector `mail`, rsa-2048)", "dkim { selector mail2026; key ed25519 }",
+            block="a dkim block"),
+    Keyword("dmarc", Nested(), "the DMARC policy published for the domain (default: reject)",
+            "dmarc { policy quarantine; report dmarc@example.net }", block="a dmarc block"),
+    Keyword("spf_include", Many(parsers.dns_name, "one or more DNS names"), "outside services that "
+            "also send as this domain, added to its SPF record", "spf_include _spf.example.net",
+            repeats=True, order=str),
     Keyword("mailbox", Custom("mailbox", "one name"), "a user who can log in and receive mail",
             'mailbox alice { password "{BLF-CRYPT}…" }', field="mailboxes", repeats=True,
             block="a mailbox block", order=_BY_LOCAL),
@@ -224,6 +247,24 @@ LIMITS = Block("a limits block", model.Limits, (
     Keyword("message_size", One(values.limit_size, _SIZE), "the largest message to the domain",
             "message_size 25 MiB"),
 ), "limits { mailboxes 50; quota 10 GiB; message_size 25 MiB }")
+
+DKIM = Block("a dkim block", model.Dkim, (
+    Keyword("selector", One(parsers.selector, "a selector like `mail2026`"), "the selector that signs",
+            "selector mail2026"),
+    Keyword("key", One(parsers.key_type, "rsa-2048 or ed25519"), "the key type of its keys",
+            "key rsa-2048"),
+    Keyword("standby", One(parsers.selector, "a selector like `mail2027`"), "a second selector, "
+            "published but not signing: the next key, or the last one", "standby mail2027"),
+), "dkim { selector mail2026; key rsa-2048 }")
+
+DMARC = Block("a dmarc block", model.Dmarc, (
+    Keyword("policy", One(parsers.dmarc_policy, "none, quarantine or reject"), "what receivers do with "
+            "mail that fails DMARC", "policy reject"),
+    Keyword("alignment", One(parsers.alignment, "relaxed or strict"), "whether subdomains align "
+            "(relaxed) or only the exact domain (strict)", "alignment strict"),
+    Keyword("report", Refs("one address", single=True), "where aggregate reports go",
+            "report dmarc@example.net"),
+), "dmarc { policy reject; report dmarc@example.com }")
 
 MAILBOX = Block("a mailbox block", model.Mailbox, (
     Keyword("password", Custom("mailbox_password", "one quoted hash"), "the password hash, as "
@@ -259,8 +300,8 @@ LIST = Block("a list block", model.MailingList, (
     Keyword("require_auth", Flag(), "posters must log in", "require_auth"),
 ), "list team { members alice, bob }", required=("members",))
 
-BLOCKS = {b.name: b for b in (TOP, SERVER, TLS, VMAIL, MYSQL, FILTERS, DOMAIN, LIMITS, MAILBOX,
-                              AUTO_REPLY, LIST)}
+BLOCKS = {b.name: b for b in (TOP, SERVER, TLS, MTA_STS, VMAIL, MYSQL, FILTERS, DOMAIN, LIMITS, DKIM,
+                              DMARC, MAILBOX, AUTO_REPLY, LIST)}
 
 
 def statement_keywords() -> tuple[str, ...]:

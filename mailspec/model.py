@@ -19,6 +19,8 @@ from mailspec.source import Span
 DEFAULT_MAIL_LOCATION = "maildir:/var/mail/vhosts/%d/%n"
 DEFAULT_TLS_CERT = "/etc/ssl/certs/ssl-cert-snakeoil.pem"
 DEFAULT_TLS_KEY = "/etc/ssl/private/ssl-cert-snakeoil.key"
+DEFAULT_KEYS = "/var/lib/mailspec/keys"
+DEFAULT_SELECTOR = "mail"
 
 
 def _span():
@@ -87,9 +89,28 @@ class Filters:
     own_domains_from_outside: bool = False  # accept our domains as senders on port 25
 
 
+class StsMode(enum.Enum):
+    ENFORCE = "enforce"
+    TESTING = "testing"
+    NONE = "none"  # withdraws a published policy
+
+
+@attrs.frozen
+class MtaSts:
+    """RFC 8461: senders must use TLS with a valid certificate to reach our MX."""
+
+    mode: StsMode = StsMode.ENFORCE
+    max_age: int = 604800  # seconds: one week, the RFC's suggestion for a stable policy
+    span: Span | None = _span()
+
+
 @attrs.frozen
 class Server:
     hostname: str
+    addresses: tuple[str, ...] = ()  # public IPv4 and IPv6 addresses: A/AAAA, SPF, the PTR
+    keys: str = DEFAULT_KEYS  # where the DKIM keys are on the server (`mailspec keys` makes them)
+    mta_sts: MtaSts | None = None
+    tls_report: Ref | None = None  # TLS-RPT (RFC 8460) reports go here
     networks: tuple[str, ...] = ()
     tls: Tls = Tls()
     backend: Backend = Backend()
@@ -304,6 +325,46 @@ class Limits:
     message_size: int | None = None
 
 
+class KeyType(enum.Enum):
+    RSA2048 = "rsa-2048"
+    ED25519 = "ed25519"
+
+
+@attrs.frozen
+class Dkim:
+    """How a domain signs: `selector` signs; `standby` is published too, for rotation."""
+
+    sign: bool = True
+    selector: str = DEFAULT_SELECTOR
+    key: KeyType = KeyType.RSA2048
+    standby: str | None = None
+    span: Span | None = _span()
+
+    @property
+    def selectors(self) -> tuple[str, ...]:
+        """Every selector published in DNS: the signing one first."""
+        return (self.selector,) if self.standby is None else (self.selector, self.standby)
+
+
+class DmarcPolicy(enum.Enum):
+    NONE = "none"
+    QUARANTINE = "quarantine"
+    REJECT = "reject"
+
+
+class Alignment(enum.Enum):
+    RELAXED = "relaxed"
+    STRICT = "strict"
+
+
+@attrs.frozen
+class Dmarc:
+    policy: DmarcPolicy = DmarcPolicy.REJECT  # we sign every message we send: safe to enforce
+    alignment: Alignment = Alignment.RELAXED
+    report: Ref | None = None  # aggregate reports (rua)
+    span: Span | None = _span()
+
+
 @attrs.frozen
 class DomainName:
     name: str  # A-label
@@ -317,6 +378,9 @@ class Domain:
     catch_all: Ref | None = None
     plus_addressing: bool = True
     limits: Limits = Limits()
+    dkim: Dkim = Dkim()
+    dmarc: Dmarc = Dmarc()
+    spf_include: tuple[str, ...] = ()  # outside senders of this domain, as SPF `include:`
     mailboxes: tuple[Mailbox, ...] = ()
     aliases: tuple[Alias, ...] = ()
     lists: tuple[MailingList, ...] = ()

@@ -10,6 +10,7 @@ import idna
 
 from mailspec import model
 from mailspec.check import errors
+from mailspec.check.mail_auth import check_mail_auth
 from mailspec.check.sieve import check_sieve
 from mailspec.diagnostics import Diagnostic
 from mailspec.model import Address, Ref
@@ -65,6 +66,7 @@ class Checker:
         self.check_limits()
         self.check_cycles()
         self.check_mailboxes()
+        check_mail_auth(self)
         return self.out
 
     # ---------------------------------------------------------------- indexes

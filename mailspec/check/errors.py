@@ -169,3 +169,48 @@ def mixed_scripts(span: Span, name: str, found: list[str]) -> Diagnostic:
                               "letters from more than one script",
                               help="a name that mixes scripts can pass for another (a homograph); "
                                    "check that this is the domain you mean")
+
+
+# ---------------------------------------------------------------- mail authentication
+
+
+def spf_too_many_lookups(span: Span, domain: str, lookups: int) -> Diagnostic:
+    return Diagnostic.error(
+        "E0420", f"the SPF record of {domain} needs {lookups} DNS lookups, more than the 10 SPF allows",
+        span, "this domain's SPF record",
+        notes=["receivers treat such a record as an error (permerror), so SPF fails for every message"],
+        help="remove `spf_include`s you no longer use, or give the server's `addresses` so that the "
+             "record names them instead of `mx`")
+
+
+def dmarc_report_outside(span: Span, domain: str, address: Address) -> Diagnostic:
+    return Diagnostic.warning(
+        "W0520", f"DMARC reports for {domain} go to {address}, in a domain this spec does not serve",
+        span, "an outside report address",
+        notes=[f"receivers send them only if {address.domain} publishes "
+               f"`{domain}._report._dmarc.{address.domain} TXT \"v=DMARC1\"` (RFC 7489 7.1)"],
+        help=f"ask the owner of {address.domain} to publish it; `mailspec dns --check` looks for it")
+
+
+def unsigned_domain(span: Span | None, domain: str) -> Diagnostic:
+    return Diagnostic.warning(
+        "W0521", f"mail from {domain} is not DKIM-signed", span, "signing turned off",
+        notes=["Gmail and Outlook refuse or junk unsigned mail whose SPF fails, as it does when "
+               "a message is forwarded"],
+        help="remove `dkim no` unless another system signs this domain's mail")
+
+
+def ed25519_only(span: Span | None, domain: str) -> Diagnostic:
+    return Diagnostic.warning(
+        "W0522", f"{domain} signs with an ed25519 key only", span, "ed25519 selector",
+        notes=["many receivers do not verify ed25519 signatures (RFC 8463) and see the mail as unsigned"],
+        help="sign with `key rsa-2048`, which every receiver verifies")
+
+
+def sts_without_certificate(span: Span | None) -> Diagnostic:
+    return Diagnostic.error(
+        "E0421", "MTA-STS `mode enforce` with the default self-signed certificate", span,
+        "enforced here",
+        notes=["senders that enforce MTA-STS verify the certificate of our MX against public CAs, "
+               "and refuse to deliver when it fails"],
+        help="point `tls { cert …; key … }` at a certificate from a public CA, or use `mode testing`")

@@ -135,3 +135,11 @@ def weak_hash(span: Span, scheme: str, weakness: str) -> Diagnostic:
     return Diagnostic.warning("W0317", f"this {scheme} hash is cheap to crack: {weakness}", span,
                               "a weak hash", help=f"hash the password again with `doveadm pw -s {scheme}`, "
                                                   "which uses a safe cost")
+
+
+def address_not_public(span: Span | None, address: str) -> Diagnostic:
+    return Diagnostic.warning(
+        "W0310", f"the server address {address} is not a public address", span, "in `addresses`",
+        notes=["other mail servers on the internet cannot reach it, and SPF and the A record "
+               "would name it"],
+        help="list the addresses the internet reaches the server at")

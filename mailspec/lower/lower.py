@@ -8,6 +8,7 @@ The methods below are the keywords whose schema says `Custom`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 
@@ -19,6 +20,7 @@ from mailspec.language import Block, Custom, Flag, Keyword, Many, Nested, One, R
 from mailspec.lower import errors, values
 from mailspec.lower.loader import MAX_PASSWORD_BYTES, read_text, within
 from mailspec.lower.parsers import FAILED, backend_kind, file_path
+from mailspec.lower.parsers import public_address as parse_public_address
 from mailspec.lower.sieve import SieveLowerer
 from mailspec.source import Span
 from mailspec.syntax import Entry, SieveNode, Value
@@ -282,6 +284,20 @@ class Lowerer:
             found.append(values.postfix_network(net))
         return tuple(found)
 
+    def public_addresses(self, entry: Entry, domain: None) -> tuple[str, ...]:
+        """The server's own addresses; one the internet cannot reach gets a warning."""
+        if not entry.values:
+            self.error(errors.wrong_values(entry.span, entry.key, "one or more IP addresses"))
+        found = []
+        for value in entry.values:
+            address = self.typed(value, parse_public_address)
+            if address is FAILED:
+                continue
+            if not ipaddress.ip_address(address).is_global:
+                self.error(errors.address_not_public(value.span, address))
+            found.append(address)
+        return tuple(sorted(set(found), key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a))))
+
     def tls(self, entry: Entry, domain: None) -> model.Tls | None:
         found = self.nested(entry, language.TLS, None)
         if found is not None and any(isinstance(n, Entry) and n.key == "key" for n in entry.body) and \
@@ -301,6 +317,23 @@ class Lowerer:
         return model.Backend(kind=kind, span=entry.span, **self.walk(entry, language.MYSQL, None))
 
     # ---------------------------------------------------------------- domains
+
+    def dkim(self, entry: Entry, domain: str) -> model.Dkim | None:
+        """`dkim no` turns signing off; `dkim { … }` sets its selectors and key type."""
+        if entry.body is None:
+            sign = self.one(entry, values.boolean, "`no`, or a `{ }` block")
+            if sign is True:
+                self.error(errors.invalid_value(entry.values[0].span, "dkim is on by default",
+                                                "leave it out, or write `dkim { selector …; key … }`"))
+            return None if sign in (FAILED, True) else model.Dkim(sign=False, span=entry.span)
+        if entry.values:
+            self.error(errors.unexpected_part(entry.values[0].span, "dkim", "a value before the block",
+                                              language.DKIM.example))
+        found = self.nested(entry, language.DKIM, domain)
+        if found is not None and found.standby == found.selector:
+            self.error(errors.invalid_value(entry.span, f"the standby selector is `{found.selector}`, "
+                                            "the one that signs", "give the standby key a selector of its own"))
+        return found
 
     def domain(self, entry: Entry, domain: None) -> model.Domain | None:
         name = self.one(entry, values.domain, "a domain name")

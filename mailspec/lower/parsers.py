@@ -3,8 +3,10 @@ policies…): each takes the text as written and returns the value or raises Inv
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import re
+from collections.abc import Callable
 
 from mailspec import model
 from mailspec.lower import values
@@ -79,19 +81,54 @@ def ip_literal(text: str) -> str | None:
         return None
 
 
-def backend_kind(text: str) -> model.BackendKind:
-    try:
-        return model.BackendKind(text)
-    except ValueError:
-        raise values.Invalid(f"unknown backend `{text}`", "use `files` or `mysql`") from None
+def choice(kind: type[enum.Enum], what: str) -> Callable[[str], enum.Enum]:
+    """A parser for one member of the enum `kind`, written as its value."""
+    def parse(text: str) -> enum.Enum:
+        try:
+            return kind(text)
+        except ValueError:
+            names = [f"`{member.value}`" for member in kind]
+            raise values.Invalid(f"unknown {what} `{text}`",
+                                 f"use {', '.join(names[:-1])} or {names[-1]}") from None
+    return parse
 
 
-def post(text: str) -> model.Post:
+backend_kind = choice(model.BackendKind, "backend")
+post = choice(model.Post, "posting policy")
+key_type = choice(model.KeyType, "key type")
+dmarc_policy = choice(model.DmarcPolicy, "DMARC policy")
+alignment = choice(model.Alignment, "alignment")
+sts_mode = choice(model.StsMode, "MTA-STS mode")
+
+_SELECTOR = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def selector(text: str) -> str:
+    """A DKIM selector: one DNS label, as `<selector>._domainkey.<domain>` needs."""
+    if not _SELECTOR.fullmatch(text):
+        raise values.Invalid(f"`{text}` is not a DKIM selector",
+                             "use one DNS label of lower-case letters, digits and `-`, like `mail2026`")
+    return text
+
+
+_DNS_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]")
+
+
+def dns_name(text: str) -> str:
+    """A name as DNS has it, underscores allowed (`_spf.example.net`); ASCII only."""
+    name = text.rstrip(".").lower()
+    if not _DNS_NAME.fullmatch(name):
+        raise values.Invalid(f"`{text}` is not a DNS name", "write a name like `_spf.example.net`")
+    return name
+
+
+def public_address(text: str) -> str:
+    """An IPv4 or IPv6 address of the server itself (no network)."""
     try:
-        return model.Post(text)
+        return str(ipaddress.ip_address(text.strip("[]")))
     except ValueError:
-        raise values.Invalid(f"unknown posting policy `{text}`",
-                             "use `anyone`, `members` or `announcer`") from None
+        raise values.Invalid(f"`{text}` is not an IP address",
+                             "write an address like `203.0.113.5` or `2001:db8::5`") from None
 
 
 def one_line(text: str) -> str:

@@ -78,6 +78,20 @@ def date(text: str) -> datetime.date:
         raise Invalid(f"`{text}` is not a date", "write dates as YYYY-MM-DD, like `2026-12-31`") from None
 
 
+_SECONDS = {"s": 1, "second": 1, "seconds": 1, "m": 60, "minute": 60, "minutes": 60,
+            "h": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400,
+            "w": 604800, "week": 604800, "weeks": 604800}
+_DURATION = re.compile(r"(\d+)\s*([A-Za-z]*)")
+
+
+def duration(text: str) -> int:
+    """`7d`, `1 week`, `12h` -> seconds. (`days` starts an auto_reply statement, so `7d`.)"""
+    m = _DURATION.fullmatch(text.strip())
+    if not m or m.group(2) not in _SECONDS:
+        raise Invalid(f"`{text}` is not a duration", "write a number and a unit, like `7d`, `1 week` or `12h`")
+    return int(m.group(1)) * _SECONDS[m.group(2)]
+
+
 _TRUE = {"yes", "on", "true"}
 _FALSE = {"no", "off", "false"}
 
