@@ -19,7 +19,7 @@
       pkgs = nixpkgs.legacyPackages.${system};
       py = pkgs.python311Packages;
       # pyproject.toml's [project] dependencies; tests/test_packaging.py holds them equal.
-      runtime = with py; [ lark attrs jinja2 click idna cryptography pymysql ];
+      runtime = with py; [ lark attrs jinja2 click idna cryptography pymysql dnspython ];
       mailspec = py.buildPythonApplication {
         pname = "mailspec";
         version = "0.1.0";
@@ -30,7 +30,7 @@
         doCheck = false; # the tests need the daemons and root; run them in the shell
       };
       python = pkgs.python311.withPackages (ps: runtime ++ (with ps; [
-        setuptools pip paramiko hypothesis pytest pytest-xdist
+        setuptools pip paramiko hypothesis pytest pytest-xdist dkimpy
       ]));
     in {
       packages.${system}.default = mailspec;
@@ -42,7 +42,7 @@
           (pkgs.postfix.override { withMySQL = true; })
           (pkgs.dovecot.override { withMySQL = true; })
           pkgs.dovecot_pigeonhole pkgs.mariadb pkgs.openssl pkgs.ruff
-          pkgs.qemu pkgs.mmdebstrap pkgs.e2fsprogs
+          pkgs.qemu pkgs.mmdebstrap pkgs.e2fsprogs pkgs.rspamd pkgs.nsd pkgs.bind
         ];
         # An editable install, as pyproject lays the packages out (backends/ becomes
         # mailspec.backends): a plain PYTHONPATH cannot do that. qemu.qmp is not in

@@ -20,6 +20,8 @@ class Ports:
     imap: int = 143
     imaps: int = 993
     sieve: int = 4190
+    milter: int = 11332  # rspamd's proxy worker, which Postfix calls
+    rspamd_controller: int = 11334
 
 
 @attrs.frozen
@@ -37,6 +39,7 @@ class Layout:
 
     postfix_dir = property(lambda self: self.path("/etc/postfix"))
     dovecot_dir = property(lambda self: self.path("/etc/dovecot"))
+    rspamd_dir = property(lambda self: self.path("/etc/rspamd"))
     postfix_queue = property(lambda self: self.path("/var/spool/postfix"))
     postfix_data = property(lambda self: self.path("/var/lib/postfix"))
     postfix_log = property(lambda self: self.path("/var/log/postfix.log"))

@@ -11,7 +11,8 @@ from mailspec.emit import emit_all
 from mailspec.layout import DEFAULT, Layout, Ports
 
 PREFIX = "/srv/mailspec-test/root"
-PORTS = Ports(smtp=10025, submission=10587, submissions=10465, imap=10143, imaps=10993, sieve=14190)
+PORTS = Ports(smtp=10025, submission=10587, submissions=10465, imap=10143, imaps=10993, sieve=14190,
+              milter=21332, rspamd_controller=21334)
 
 
 @pytest.mark.parametrize("name", VALID)
