@@ -37,6 +37,7 @@ class Domain:
     mailboxes: tuple[Mailbox, ...]
     aliases: tuple[tuple[str, tuple[str, ...]], ...]  # (local, targets), in dependency order
     lists: tuple[tuple[str, tuple[str, ...]], ...]
+    dkim: str = "default"  # or "no", or "ed25519"
 
 
 @st.composite
@@ -66,7 +67,8 @@ def domains(draw, index: int) -> Domain:
                                                   max_size=4, unique=True)))))
     return Domain(name, tuple(f"alias{index}-{n}.example" for n in range(draw(st.integers(0, 2)))),
                   draw(st.booleans()), draw(st.none() | st.sampled_from(receiving or [None])),
-                  tuple(mailboxes), tuple(aliases), tuple(lists))
+                  tuple(mailboxes), tuple(aliases), tuple(lists),
+                  draw(st.sampled_from(["default", "default", "no", "ed25519"])))
 
 
 @attrs.frozen
@@ -101,6 +103,7 @@ def render(spec: Spec, seed: int | None = None, server_lines: tuple[str, ...] = 
         if domain.also:
             lines.append(f"  also {', '.join(domain.also)}")
         lines.append(f"  plus_addressing {'yes' if domain.plus else 'no'}")
+        lines += {"default": [], "no": ["  dkim no"], "ed25519": ["  dkim { selector ed1; key ed25519 }"]}[domain.dkim]
         if domain.catch_all:
             lines.append(f"  catch_all {quoted(domain.catch_all)}")
         statements = []

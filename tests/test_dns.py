@@ -13,8 +13,17 @@ import sys
 
 import dkim
 import pytest
+from conftest import examples
 from dnsserver import Nsd, split_zones, zone_file
+from hypothesis import HealthCheck, given, settings
 from needs import need_tool
+from specgen import SPECS, render
+
+from mailspec.backends import rspamd
+from mailspec.dns import records
+from mailspec.keys import make_keys
+from mailspec.layout import Layout
+from mailspec.pipeline import check
 
 HASH = "{BLF-CRYPT}$2b$12$kzG3XsKKk69ThdbfVMwX1eMWZHKJwDAyAU8QZJ9F/TLmMkWvtFQ1."
 SPEC = f"""
@@ -160,3 +169,31 @@ def test_a_hostname_outside_the_served_domains_gets_a_fragment_of_its_own(tmp_pa
     assert sorted(zones) == ["example.com.", "example.net.", "example.org.", "mx1.hoster.example."]
     assert "mx1.hoster.example. 3600 IN A 198.51.100.7" in zones["mx1.hoster.example."]
     assert "IN A " not in zones["example.com."] and "10 mx1.hoster.example." in zones["example.com."]
+
+
+@settings(max_examples=examples(25), suppress_health_check=[HealthCheck.too_slow,
+                                                            HealthCheck.function_scoped_fixture])
+@given(SPECS)
+def test_every_sending_domain_name_gets_a_signing_entry_and_an_spf_record(tmp_path_factory, generated):
+    """Each name of a domain (its own and its alias domains') that has mailboxes: an SPF
+    record, and unless `dkim no`, an rspamd signing entry whose key the DNS publishes."""
+    work = tmp_path_factory.mktemp("every")
+    (work / "spec.mailspec").write_text(render(generated))
+    result = check([str(work / "spec.mailspec")])
+    assert result.ok, [d.message for d in result.diagnostics]
+    spec = result.spec
+    make_keys(spec, str(work / "keys"))
+    fragments = records.fragments(spec, str(work / "keys"))
+    published = {(r.name, r.type, r.value.split(";")[0]) for f in fragments for r in f.records}
+    signers = {s.domain: s for s in rspamd.signers(spec, Layout())}
+    for domain in spec.domains:
+        assert domain.mailboxes
+        for name in domain.names:
+            assert (f"{name}.", "TXT", records.spf(spec, domain)) in published, name
+            if not domain.dkim.sign:
+                assert name not in signers
+                continue
+            signer = signers[name]
+            assert signer.path == f"{spec.server.keys}/dkim/{domain.name}.{domain.dkim.selector}.key"
+            assert (f"{signer.selector}._domainkey.{name}.", "TXT", "v=DKIM1") in published, name
+    assert set(signers) == {n for d in spec.domains if d.dkim.sign for n in d.names}
