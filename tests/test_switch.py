@@ -104,6 +104,17 @@ def test_a_generation_that_fails_validation_never_becomes_current(host):
 
 def test_a_generation_that_fails_its_health_check_is_rolled_back(host):
     host.mailspec("switch", host.write("site"), "--yes")
+    # A message deferred while Dovecot is down, as the failing generation defers mail:
+    # going back must deliver it now, not at the next retry, minutes later (the fresh VM
+    # found it).
+    dovecot_conf = f"{host.layout.dovecot_dir}/dovecot.conf"
+    subprocess.run(["doveadm", "-c", dovecot_conf, "stop"], check=True, capture_output=True)
+    assert host.send("alice@example.com", "deferred") == 250
+    log = Path(host.layout.postfix_log)
+    deadline = time.monotonic() + 30
+    while "status=deferred" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "Postfix did not defer the message"
+        time.sleep(0.2)
     request, deploy = compiled(host.write("site", sales="alice, alice"), host.layout)
     text = Path(deploy, "dovecot", "dovecot.conf").read_text()
     # Dovecot accepts it, and then listens for LMTP where Postfix does not deliver.
@@ -116,6 +127,7 @@ def test_a_generation_that_fails_its_health_check_is_rolled_back(host):
     assert Store(host.layout).read(2).status == "failed"
     assert host.send("alice@example.com", "after-rollback") == 250
     host.wait_for("alice", "after-rollback")
+    host.wait_for("alice", "deferred")
 
 
 def test_a_second_switch_waits_for_none_and_is_refused(host):

@@ -251,6 +251,8 @@ def _move_daemons(store: Store, number: int, previous: int | None, needs: dict[s
         back = {daemon: "stop" if daemon in _stopped(store, previous) else "restart" for daemon in DAEMON_PACKAGES}
         try:
             daemons.apply(back)
+            if "postfix" not in _stopped(store, previous):
+                daemons.flush_queue()  # what the failed generation deferred goes out now
         except SwitchError as error:
             problems.append(f"and going back failed too: {error.message}")
     raise SwitchError(
