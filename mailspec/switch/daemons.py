@@ -18,7 +18,7 @@ from mailspec.hostrun import alive, greets
 from mailspec.layout import Layout
 from mailspec.switch import build
 
-DAEMONS = ("postfix", "dovecot", "rspamd")  # the order they start in: Postfix refuses mail until rspamd answers
+DAEMONS = build.LIVE  # each has its live directory, a link into the current generation
 RESTART_FILES = {"postfix/master.cf"}  # a new master.cf needs a restart; other files a reload
 # What Dovecot notices by itself: it rereads a passwd-file whose modification time or
 # size changed (build.py makes the time new). A reload would end the LMTP sessions in
