@@ -24,7 +24,9 @@ from mailspec.switch.request import Request
 from mailspec.switch.store import SwitchError
 
 REQUEST = "request.json"  # the generation's Request, beside its deploy/
-LIVE = ("postfix", "dovecot", "rspamd")  # the live directories that are links into a generation
+# The live directories, links into a generation; daemons start in this order: the milter
+# first, so that Postfix never takes mail it must defer.
+LIVE = ("rspamd", "postfix", "dovecot")
 
 
 def live_dirs(layout: Layout) -> dict[str, str]:
