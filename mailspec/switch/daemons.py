@@ -10,6 +10,7 @@ import json
 import os
 import smtplib
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,11 @@ class Daemons:
         self.dovecot_conf = os.path.join(layout.dovecot_dir, "dovecot.conf")
 
     def master_pid(self, daemon: str) -> int | None:
+        if daemon == "rspamd" and not self.relocated:  # systemd runs it with -f, which writes no pid file
+            shown = subprocess.run(["systemctl", "show", "--property=MainPID", "--value", "rspamd"],
+                                   capture_output=True, text=True).stdout.strip()
+            pid = int(shown) if shown.isdigit() else 0
+            return pid if pid and alive(pid) else None
         path = {"postfix": os.path.join(self.layout.postfix_queue, "pid", "master.pid"),
                 "dovecot": os.path.join(self.layout.dovecot_base, "master.pid"),
                 "rspamd": os.path.join(self.layout.rspamd_run, "rspamd.pid")}[daemon]
