@@ -180,8 +180,7 @@ def _compile_sieve(dovecot: str) -> list[str]:
 def validate(etc: str, layout: Layout) -> None:
     """What the daemons themselves say about the configuration, before it is used:
     `postfix check`, `postconf -n` (a warning counts as an error), `doveconf -n` and
-    `rspamadm configtest`, which also leaves rspamd's compiled pattern cache in its
-    database directory: a cold start takes 20 s more without it."""
+    `rspamadm configtest`."""
     postfix = os.path.join(etc, "postfix")
     run("postfix", "-c", postfix, "check", what="`postfix check`")
     done = subprocess.run(["postconf", "-c", postfix, "-n"], capture_output=True, text=True)
