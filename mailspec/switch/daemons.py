@@ -27,8 +27,9 @@ RESTART_FILES = {"postfix/master.cf"}  # a new master.cf needs a restart; other 
 # Postfix's lmdb tables are not noticed across generations (the old files stay as they
 # were): a changed table is a reload, which finishes every delivery in progress.
 NOTICED = {"dovecot/users"}
-# How long rspamd may take to load its rules and start listening: about a second with
-# the pattern cache that validation leaves, 20 s without it, minutes under QEMU's TCG.
+# How long rspamd may take to load its rules and start listening: 20 s here the first
+# time (it compiles its patterns into /var/lib/rspamd), a second after that, and
+# several times as long under QEMU's TCG.
 RSPAMD_LOADING = 300
 
 
