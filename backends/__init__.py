@@ -43,8 +43,7 @@ REGISTRY = (
     Backend("dovecot", "dovecot_dir", ("dovecot-core", "dovecot-imapd", "dovecot-lmtpd"), 13,
             lookup_packages=(("mysql", "dovecot-mysql"),)),
     Backend("sieve", "sieve_dir", ("dovecot-sieve", "dovecot-managesieved"), 45, divisible=True),
-    # Not installed yet: Postfix calls no milter until the switch runs rspamd too.
-    Backend("rspamd", None, (), 2),
+    Backend("rspamd", "rspamd_dir", ("rspamd",), 2),
     # Only the mysql backend has tables to write; the bench shape uses files.
     # python3-pymysql: switch's agent (mailspec/switch/database.py) writes the rows on the server.
     Backend("sql", None, (), 0, lookup_packages=(("mysql", "mariadb-server"), ("mysql", "mariadb-client"),

@@ -24,7 +24,6 @@ from compile import dense  # noqa: E402  (the bench shapes live beside this file
 
 from mailspec import hostrun  # noqa: E402
 from mailspec.certs import make_certificates  # noqa: E402
-from mailspec.layout import Layout, Ports  # noqa: E402
 from mailspec.pipeline import compile as compile_spec  # noqa: E402
 
 MESSAGES = 200
@@ -88,7 +87,7 @@ def wait_until(condition, timeout: float = 300) -> None:
 
 def measure(spec_file: str, work: Path) -> dict[str, float]:
     found: dict[str, float] = {}
-    layout = Layout(str(work), Ports(*hostrun.free_ports(6)))
+    layout = hostrun.free_layout(str(work))
     start = time.perf_counter()
     result = compile_spec([spec_file], target=str(work / "deploy"), layout=layout)
     found["compile s"] = time.perf_counter() - start

@@ -30,8 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from compile import generate  # noqa: E402
 
 from mailspec.certs import make_certificates  # noqa: E402
-from mailspec.hostrun import HostServer, free_ports  # noqa: E402
-from mailspec.layout import Layout, Ports  # noqa: E402
+from mailspec.hostrun import HostServer, free_layout  # noqa: E402
 from mailspec.pipeline import check  # noqa: E402
 
 
@@ -59,7 +58,7 @@ class Here:
 
     def __init__(self, over: str):
         self.directory = tempfile.mkdtemp(prefix="bs", dir="/tmp")
-        self.layout = Layout(self.directory, Ports(*free_ports(6)))
+        self.layout = free_layout(self.directory)
         self.options = ["--prefix", self.directory,
                         *(f"--port={name}={port}" for name, port in attrs.asdict(self.layout.ports).items())]
         self.smtp = self.layout.ports.smtp

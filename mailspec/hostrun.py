@@ -17,8 +17,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
+
 from mailspec import model
-from mailspec.layout import Layout
+from mailspec.layout import Layout, Ports
 
 
 class HostRunError(Exception):
@@ -34,6 +36,11 @@ def free_ports(count: int) -> list[int]:
     for probe in sockets:
         probe.close()
     return ports
+
+
+def free_layout(prefix: str) -> Layout:
+    """A relocated layout under `prefix` with every listener on a free port of its own."""
+    return Layout(prefix, Ports(*free_ports(len(attrs.fields(Ports)))))
 
 
 def greets(port: int, banner: bytes, tls: bool = False) -> bool:
@@ -74,6 +81,9 @@ class HostServer:
             os.makedirs(os.path.dirname(self.layout.path(target)), exist_ok=True)
             shutil.copyfile(self.tls_dir / name, self.layout.path(target))
         os.chmod(self.layout.path(server.tls.key), 0o600)
+        from mailspec.keys import make_keys  # the DKIM keys, as `mailspec keys` makes them
+
+        make_keys(self.spec, self.layout.path(server.keys))
         store, request = Store(self.layout), from_spec(self.spec, self.layout)
         try:
             with store.lock():
@@ -88,7 +98,7 @@ class HostServer:
         """The pids of this server's Postfix and Dovecot (masters and their children)."""
         masters = set()
         for pid_file in (Path(self.layout.postfix_queue) / "pid" / "master.pid",
-                         Path(self.layout.dovecot_base) / "master.pid"):
+                         Path(self.layout.dovecot_base) / "master.pid", Path(self.layout.rspamd_run) / "rspamd.pid"):
             try:
                 masters.add(int(pid_file.read_text().split()[0]))
             except (OSError, ValueError, IndexError):
@@ -96,10 +106,14 @@ class HostServer:
         return {pid for pid in masters | _descendants(masters) if alive(pid)}
 
     def stop(self) -> None:
-        """Stop both daemons and wait until none of their processes is left."""
+        """Stop the daemons and wait until none of their processes is left."""
         running = self.processes()
         subprocess.run(["postfix", "-c", str(self.postfix_dir), "stop"], capture_output=True)
         subprocess.run(["doveadm", "-c", str(self.dovecot_conf), "stop"], capture_output=True)
+        try:
+            os.kill(int((Path(self.layout.rspamd_run) / "rspamd.pid").read_text().split()[0]), 15)
+        except (OSError, ValueError, IndexError):
+            pass
         deadline = time.monotonic() + 15
         while any(alive(pid) for pid in running):
             if time.monotonic() > deadline:
@@ -111,7 +125,7 @@ class HostServer:
 
     def logs(self) -> str:
         parts = []
-        for log in (self.layout.postfix_log, self.layout.dovecot_log):
+        for log in (self.layout.postfix_log, self.layout.dovecot_log, f"{self.layout.rspamd_log}/rspamd.log"):
             if os.path.exists(log):
                 parts.append(f"==> {log}\n" + Path(log).read_text(errors="replace"))
         return "\n".join(parts)

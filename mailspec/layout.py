@@ -47,6 +47,22 @@ class Layout:
     dovecot_base = property(lambda self: self.path("/run/dovecot"))
     dovecot_state = property(lambda self: self.path("/var/lib/dovecot"))
     dovecot_log = property(lambda self: self.path("/var/log/dovecot.log"))
+    # rspamd reads the distribution's rspamd.conf from its CONFDIR and our local.d/ and
+    # override.d/ from its LOCAL_CONFDIR: both are /etc/rspamd on a server. A relocated
+    # rspamd reads the host's distribution files and its own directory.
+    rspamd_run = property(lambda self: self.path("/run/rspamd"))
+    rspamd_db = property(lambda self: self.path("/var/lib/rspamd"))
+    rspamd_log = property(lambda self: self.path("/var/log/rspamd"))
+    rspamd_confdir = property(lambda self: self.rspamd_dir if not self.prefix else "/etc/rspamd")
+
+    def rspamd_variables(self, local_confdir: str | None = None) -> list[str]:
+        """rspamd's and rspamadm's --var options for this layout (an unlinked generation's
+        directory as LOCAL_CONFDIR, to validate it before the flip)."""
+        local = local_confdir or self.rspamd_dir
+        confdir = self.rspamd_confdir if self.prefix else local
+        return [f"--var=CONFDIR={confdir}", f"--var=LOCAL_CONFDIR={local}", f"--var=RUNDIR={self.rspamd_run}",
+                f"--var=DBDIR={self.rspamd_db}", f"--var=LOGDIR={self.rspamd_log}"]
+
     users_file = property(lambda self: f"{self.dovecot_dir}/users")
     sieve_dir = property(lambda self: f"{self.dovecot_dir}/sieve")
     lmtp_socket = property(lambda self: f"{self.postfix_queue}/private/dovecot-lmtp")

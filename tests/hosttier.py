@@ -21,7 +21,7 @@ from conftest import need_root, need_tool
 from mariadb_server import DB_PASSWORD, DB_USER
 
 from mailspec.certs import make_certificates
-from mailspec.hostrun import HostServer, free_ports
+from mailspec.hostrun import HostServer, free_layout
 from mailspec.layout import Layout, Ports
 from mailspec.pipeline import check, check_and_write, load_and_lower
 
@@ -168,7 +168,7 @@ def serve(spec_text, backend_kind: str, mariadb, name: str = "host_tier"):
     spec_path = prefix / "site.mailspec"
     spec_path.write_text(spec_text(backend))
     spec = check([str(spec_path)]).spec
-    layout = Layout(str(prefix), Ports(*free_ports(6)))
+    layout = free_layout(str(prefix))
     deploy = prefix / "deploy"
     compiled = check_and_write(load_and_lower([str(spec_path)]), str(deploy), layout)
     assert compiled.ok, [f"{d.code} {d.message}" for d in compiled.diagnostics]

@@ -19,8 +19,10 @@ from conftest import need_root, need_tool
 from hosttier import PASSWORDS, hashed
 
 from mailspec.certs import make_certificates
-from mailspec.hostrun import HostServer, free_ports
-from mailspec.layout import Layout, Ports
+from mailspec.hostrun import HostServer, free_layout
+from mailspec.keys import make_keys
+from mailspec.layout import Layout
+from mailspec.model import DEFAULT_KEYS
 from mailspec.pipeline import check
 from mailspec.switch.activate import compile_to, read_manifest
 from mailspec.switch.build import REQUEST
@@ -49,7 +51,7 @@ class Host:
 
     def __init__(self, prefix: Path):
         self.prefix = prefix
-        self.layout = Layout(str(prefix), Ports(*free_ports(6)))
+        self.layout = free_layout(str(prefix))
         self.location = ["--prefix", str(prefix)]
         self.ports = [f"--port={name}={port}" for name, port in attrs.asdict(self.layout.ports).items()]
         self.hashes = {user: hashed(password) for user, password in PASSWORDS.items()}
@@ -57,6 +59,7 @@ class Host:
     def write(self, name: str, more: str = "", sales: str = "alice", backend: str = "") -> str:
         path = self.prefix / f"{name}.mailspec"
         path.write_text(SPEC.format(more=more, sales=sales, backend=backend, **self.hashes))
+        make_keys(check([str(path)]).spec, self.layout.path(DEFAULT_KEYS))  # as a user runs `mailspec keys`
         if not (self.prefix / "tls").exists():
             make_certificates(check([str(path)]).spec, str(self.prefix / "tls"))
             for source, target, mode in (("server.crt", "/etc/ssl/certs/ssl-cert-snakeoil.pem", 0o644),

@@ -220,3 +220,45 @@ def test_submission_accepts_what_may_send_says(running, triple):
             code, reply = client.rcpt(recipient)
         client.rset()
     assert (code == 250) == expected.accepted, (expected, code, reply)
+
+
+def signed_by(text: str, running) -> tuple[str, str] | None:
+    """(d=, s=) of the message's DKIM signature if it verifies against the records that
+    `mailspec dns` makes from the installed keys; None when it has none."""
+    import dkim
+
+    from mailspec.dns import records
+    from mailspec.model import DEFAULT_KEYS
+
+    data = text.encode().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    found = dkim.DKIM(data)
+    if not any(name.lower() == b"dkim-signature" for name, _ in found.headers):
+        return None
+    published = {r.name: r.value for f in records.fragments(running.server.spec, running.layout.path(DEFAULT_KEYS))
+                 for r in f.records if r.type == "TXT"}
+    assert found.verify(dnsfunc=lambda name, timeout=5: published.get(name.decode()).encode()), text[:2000]
+    signature = next(value for name, value in found.headers if name.lower() == b"dkim-signature").decode()
+    tags = dict(t.strip().split("=", 1) for t in signature.replace("\r\n", "").split(";") if "=" in t)
+    return tags["d"], tags["s"]
+
+
+def test_what_we_send_is_dkim_signed(running):
+    """Through Postfix's milter to the real rspamd: a logged-in user's mail, in its own
+    domain and in an alias domain, and an auto-reply the server makes itself."""
+    with running.submission("alice") as client:
+        client.sendmail("alice@example.com", ["bob@example.com"], message("signed-own", "alice@example.com",
+                                                                          "bob@example.com"))
+        client.sendmail("alice@example.net", ["bob@example.com"], message("signed-alias", "alice@example.net",
+                                                                          "bob@example.com"))
+    assert signed_by(running.wait_for("bob", "signed-own"), running) == ("example.com", "mail")
+    assert signed_by(running.wait_for("bob", "signed-alias"), running) == ("example.net", "mail")
+    with running.smtp() as client:
+        client.sendmail("friend@outside.example", ["dave@example.com"],
+                        message("hello from outside", "friend@outside.example", "dave@example.com"))
+    # Another domain's mail is not ours to sign. (Here it comes from loopback, which is
+    # "local": its Authentication-Results are held to an outside address in test_rspamd.)
+    assert signed_by(running.wait_for("dave", "hello from outside"), running) is None
+    with running.smtp() as client:  # dave's auto-reply goes back to alice: made by the server, signed
+        client.sendmail("alice@example.com", ["dave@example.com"],
+                        message("are you there", "alice@example.com", "dave@example.com"))
+    assert signed_by(running.wait_for("alice", "Back on Monday."), running) == ("example.com", "mail")

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from specgen import SPECS, addresses, render
 
 from mailspec.certs import make_certificates
-from mailspec.hostrun import HostServer, free_ports
-from mailspec.layout import Layout, Ports
+from mailspec.hostrun import HostServer, free_layout
+from mailspec.layout import Layout
 from mailspec.pipeline import check_and_write, load_and_lower
 from mailspec.semantics import resolve
 
@@ -34,7 +34,7 @@ def started(text: str) -> Iterator[tuple[HostServer, Path, Layout]]:
     prefix = Path(tempfile.mkdtemp(prefix="mr", dir="/tmp"))
     (prefix / "spec.mailspec").write_text(text)
     roots = [str(prefix / "spec.mailspec")]
-    layout = Layout(str(prefix), Ports(*free_ports(6)))
+    layout = free_layout(str(prefix))
     result = check_and_write(load_and_lower(roots), str(prefix / "deploy"), layout)
     assert result.ok, [f"{d.code} {d.message}" for d in result.diagnostics]
     make_certificates(result.spec, str(prefix / "tls"))

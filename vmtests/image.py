@@ -47,8 +47,9 @@ MASKED = (
     "fstrim.timer", "logrotate.timer", "dpkg-db-backup.timer", "systemd-tmpfiles-clean.timer",
     "getty@tty1.service", "serial-getty@ttyS0.service", "systemd-networkd-wait-online.service",
 )
-# Started on demand (by the mysql scenarios); boots and restores faster without them.
-DISABLED = ("mariadb.service",)
+# Started on demand (by the mysql scenarios, and by the switch: rspamd's first start
+# loads its rules for minutes under TCG); boots and restores faster without them.
+DISABLED = ("mariadb.service", "rspamd.service")
 # Files written into the root filesystem after mmdebstrap; part of the recipe hash.
 FILES = {
     "etc/hostname": "vm\n",

@@ -132,6 +132,16 @@ def main_cf(spec: model.Spec, tables: postfix_tables.PostfixTables, layout: Layo
             ("smtpd_forbid_unauth_pipelining", "yes"),
             ("smtpd_data_restrictions", "reject_unauth_pipelining"),
         )),
+        Section("rspamd, the one milter: it signs what we send (DKIM) and checks what we "
+                "receive (SPF, DKIM, DMARC)", (
+            ("smtpd_milters", f"inet:127.0.0.1:{layout.ports.milter}"),
+            ("non_smtpd_milters", "$smtpd_milters"),  # auto-replies and Sieve's mail: signed too
+            ("internal_mail_filter_classes", "bounce"),  # bounces: signed too (Postfix allows this for DKIM)
+            ("milter_protocol", "6"),
+            # rspamd down: the mail waits in the senders' queues rather than passing unsigned
+            # and unchecked; the switch's health check refuses a generation without it.
+            ("milter_default_action", "tempfail"),
+        )),
         Section("restrictions", (
             ("smtpd_helo_required", "yes"),
             ("disable_vrfy_command", "yes"),

@@ -25,7 +25,8 @@ from mailspec.switch.store import Generation, Store, SwitchError
 
 Echo = Callable[[str], None]
 ORIGINAL = ".mailspec-original"  # a live directory being replaced by its link (see `prepare`)
-DAEMON_PACKAGES = {"postfix": "postfix", "dovecot": "dovecot-core"}
+DAEMON_PACKAGES = {"postfix": "postfix", "dovecot": "dovecot-core", "rspamd": "rspamd"}
+RSPAMD_USER = "_rspamd"
 
 
 @attrs.frozen
@@ -168,7 +169,7 @@ def outside_digests(request: Request | None) -> dict[str, str]:
     if request is None:
         return {}
     found = {}
-    for path in (request.tls_cert, request.tls_key, request.mysql_option_file):
+    for path in (request.tls_cert, request.tls_key, request.mysql_option_file, *request.dkim_keys):
         if path is not None:
             try:
                 found[path] = _digests(path)[0]
@@ -287,6 +288,24 @@ def _key_material(request: Request) -> None:
         if not os.path.isfile(path):
             raise SwitchError(f"the TLS {what} the spec names, {path}, does not exist",
                               "put it there (`mailspec certs` makes a test one; an ACME client a real one)")
+    for path in request.dkim_keys:
+        try:
+            found = os.stat(path)
+        except OSError:
+            raise SwitchError(f"the DKIM key {path} does not exist",
+                              f"make it with `mailspec keys SPEC --out DIR` and install DIR at "
+                              f"{os.path.dirname(os.path.dirname(path))}") from None
+        if found.st_mode & 0o077:
+            raise SwitchError(f"the DKIM key {path} can be read by others than its owner",
+                              f"chmod 0600 {path}, and make a new key if others had it")
+
+
+def _keys_for_rspamd(request: Request) -> None:
+    """rspamd's workers sign as _rspamd, which exists once its package is installed."""
+    rspamd = pwd.getpwnam(RSPAMD_USER).pw_uid
+    for path in {*request.dkim_keys, *(os.path.dirname(p) for p in request.dkim_keys)}:
+        if os.stat(path).st_uid != rspamd:
+            shutil.chown(path, RSPAMD_USER)
 
 
 def prepare(store: Store, request: Request, echo: Echo) -> None:
@@ -324,6 +343,7 @@ def prepare(store: Store, request: Request, echo: Echo) -> None:
         os.replace(link, live)
         shutil.rmtree(live + ORIGINAL, ignore_errors=True)
     _accounts_and_directories(request)
+    _keys_for_rspamd(request)
 
 
 def _accounts_and_directories(request: Request) -> None:
@@ -348,6 +368,9 @@ def _accounts_and_directories(request: Request) -> None:
                           layout.dovecot_base, layout.dovecot_state):
             os.makedirs(directory, exist_ok=True)
         shutil.chown(layout.postfix_data, "postfix")
+        for directory in (layout.rspamd_run, layout.rspamd_db, layout.rspamd_log):
+            os.makedirs(directory, exist_ok=True)
+            shutil.chown(directory, RSPAMD_USER, RSPAMD_USER)
     # Debian's copies of /etc files for chrooted Postfix services: mailspec's master.cf
     # chroots none, and `postfix check` warns at every start about a copy gone stale
     # (the TLS certificate, once it is replaced). Debian's start script makes anew

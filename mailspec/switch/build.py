@@ -24,11 +24,13 @@ from mailspec.switch.request import Request
 from mailspec.switch.store import SwitchError
 
 REQUEST = "request.json"  # the generation's Request, beside its deploy/
-LIVE = ("postfix", "dovecot")  # the live directories that are links into a generation
+# The live directories, links into a generation; daemons start in this order: the milter
+# first, so that Postfix never takes mail it must defer.
+LIVE = ("rspamd", "postfix", "dovecot")
 
 
 def live_dirs(layout: Layout) -> dict[str, str]:
-    return {"postfix": layout.postfix_dir, "dovecot": layout.dovecot_dir}
+    return {"postfix": layout.postfix_dir, "dovecot": layout.dovecot_dir, "rspamd": layout.rspamd_dir}
 
 
 def in_generation(generation: str, layout: Layout, live_path: str) -> str:
@@ -102,7 +104,7 @@ def build(generation: str, request: Request, deploy: str, carried_from: str | No
     written += _build_maps(os.path.join(etc, "postfix"), sorted(os.listdir(os.path.join(deploy, "postfix"))),
                            request.mysql_option_file)
     written += _compile_sieve(os.path.join(etc, "dovecot"))
-    validate(etc)
+    validate(etc, layout)
     return sorted(set(written))
 
 
@@ -175,15 +177,19 @@ def _compile_sieve(dovecot: str) -> list[str]:
     return written
 
 
-def validate(etc: str) -> None:
+def validate(etc: str, layout: Layout) -> None:
     """What the daemons themselves say about the configuration, before it is used:
-    `postfix check`, `postconf -n` (a warning counts as an error) and `doveconf -n`."""
+    `postfix check`, `postconf -n` (a warning counts as an error), `doveconf -n` and
+    `rspamadm configtest`."""
     postfix = os.path.join(etc, "postfix")
     run("postfix", "-c", postfix, "check", what="`postfix check`")
     done = subprocess.run(["postconf", "-c", postfix, "-n"], capture_output=True, text=True)
     if done.returncode != 0 or done.stderr.strip():
         raise SwitchError(f"`postconf -n` found problems in the new configuration:\n{done.stderr.rstrip()}")
     run("doveconf", "-c", os.path.join(etc, "dovecot", "dovecot.conf"), "-n", what="`doveconf -n`")
+    os.makedirs(layout.rspamd_db, exist_ok=True)
+    run("rspamadm", *layout.rspamd_variables(os.path.join(etc, "rspamd")), "configtest",
+        what="`rspamadm configtest`")
 
 
 def now() -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import smtplib
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ from mailspec.hostrun import alive, greets
 from mailspec.layout import Layout
 from mailspec.switch import build
 
+DAEMONS = build.LIVE  # each has its live directory, a link into the current generation
 RESTART_FILES = {"postfix/master.cf"}  # a new master.cf needs a restart; other files a reload
 # What Dovecot notices by itself: it rereads a passwd-file whose modification time or
 # size changed (build.py makes the time new). A reload would end the LMTP sessions in
@@ -24,6 +27,10 @@ RESTART_FILES = {"postfix/master.cf"}  # a new master.cf needs a restart; other 
 # Postfix's lmdb tables are not noticed across generations (the old files stay as they
 # were): a changed table is a reload, which finishes every delivery in progress.
 NOTICED = {"dovecot/users"}
+# How long rspamd may take to load its rules and start listening: 20 s here the first
+# time (it compiles its patterns into /var/lib/rspamd), a second after that, and
+# several times as long under QEMU's TCG.
+RSPAMD_LOADING = 300
 
 
 def changes(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
@@ -31,7 +38,7 @@ def changes(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
     "reload" or nothing. Sieve scripts are read at delivery and need nothing."""
     changed = {p for p in old.keys() | new.keys() if old.get(p) != new.get(p)} - NOTICED
     needs = {}
-    for daemon in ("postfix", "dovecot"):
+    for daemon in DAEMONS:
         mine = {p for p in changed if p.startswith(daemon + "/")}
         if mine & RESTART_FILES:
             needs[daemon] = "restart"
@@ -48,8 +55,14 @@ class Daemons:
         self.dovecot_conf = os.path.join(layout.dovecot_dir, "dovecot.conf")
 
     def master_pid(self, daemon: str) -> int | None:
+        if daemon == "rspamd" and not self.relocated:  # systemd runs it with -f, which writes no pid file
+            shown = subprocess.run(["systemctl", "show", "--property=MainPID", "--value", "rspamd"],
+                                   capture_output=True, text=True).stdout.strip()
+            pid = int(shown) if shown.isdigit() else 0
+            return pid if pid and alive(pid) else None
         path = {"postfix": os.path.join(self.layout.postfix_queue, "pid", "master.pid"),
-                "dovecot": os.path.join(self.layout.dovecot_base, "master.pid")}[daemon]
+                "dovecot": os.path.join(self.layout.dovecot_base, "master.pid"),
+                "rspamd": os.path.join(self.layout.rspamd_run, "rspamd.pid")}[daemon]
         try:
             with open(path) as handle:
                 pid = int(handle.read().split()[0])
@@ -59,7 +72,7 @@ class Daemons:
 
     def apply(self, needs: dict[str, str]) -> None:
         """Start what is not running; restart, reload or stop what `needs` says."""
-        for daemon in ("postfix", "dovecot"):
+        for daemon in DAEMONS:
             running = self.master_pid(daemon) is not None
             action = needs.get(daemon)
             if action == "stop" and not running:
@@ -80,6 +93,8 @@ class Daemons:
         if not self.relocated:  # systemd finishes a job even if mailspec dies midway
             build.run("systemctl", action, daemon, what=f"{action} {daemon}")
             return
+        rspamd = ["rspamd", "-c", f"{self.layout.rspamd_confdir}/rspamd.conf", "-u", "_rspamd", "-g", "_rspamd",
+                  *self.layout.rspamd_variables()]
         commands = {
             ("postfix", "start"): [["postfix", "-c", self.layout.postfix_dir, "start"]],
             ("postfix", "reload"): [["postfix", "-c", self.layout.postfix_dir, "reload"]],
@@ -92,6 +107,10 @@ class Daemons:
             ("dovecot", "reload"): [["doveadm", "-c", self.dovecot_conf, "reload"]],
             ("dovecot", "restart"): [["doveadm", "-c", self.dovecot_conf, "stop"],
                                      ["dovecot", "-c", self.dovecot_conf]],
+            ("rspamd", "start"): [rspamd],
+            ("rspamd", "reload"): [["kill", "-HUP", str(self.master_pid("rspamd") or 0)]],
+            ("rspamd", "stop"): [["kill", str(self.master_pid("rspamd") or 0)]],
+            ("rspamd", "restart"): [["kill", str(self.master_pid("rspamd") or 0)], rspamd],
         }[daemon, action]
         # Like a systemd job (job.py): in a session of its own and holding the switch
         # lock, so a mailspec killed between the stop and the start of a restart does not
@@ -102,9 +121,10 @@ class Daemons:
                   session=True)
 
     def health(self, probe: str | None, timeout: float = 20) -> list[str]:
-        """What does not work: both masters run, SMTP, submission and IMAP greet, and the
-        mailbox `probe` is accepted on port 25 and by Dovecot's LMTP (a RCPT probe: nothing
-        is delivered, and no user's password is needed)."""
+        """What does not work: every master runs, rspamd's milter answers, SMTP, submission
+        and IMAP greet, and the mailbox `probe` is accepted on port 25 and by Dovecot's
+        LMTP (a RCPT probe: nothing is delivered, and no user's password is needed)."""
+        self.wait_for_rspamd()
         deadline = time.monotonic() + timeout
         problems = self._problems(probe)
         while problems and time.monotonic() < deadline:
@@ -112,9 +132,18 @@ class Daemons:
             problems = self._problems(probe)
         return problems
 
+    def wait_for_rspamd(self, timeout: float = RSPAMD_LOADING) -> None:
+        """While rspamd loads its rules it does not listen, and Postfix defers all mail."""
+        deadline = time.monotonic() + timeout
+        while not listens(self.layout.ports.milter) and self.master_pid("rspamd") is not None and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
+
     def _problems(self, probe: str | None) -> list[str]:
-        problems = [f"{d} is not running" for d in ("postfix", "dovecot") if self.master_pid(d) is None]
+        problems = [f"{d} is not running" for d in DAEMONS if self.master_pid(d) is None]
         ports = self.layout.ports
+        if not listens(ports.milter):
+            problems.append(f"rspamd's milter on port {ports.milter} does not answer")
         for port, banner, name in ((ports.smtp, b"220 ", "SMTP"), (ports.submission, b"220 ", "submission"),
                                    (ports.imap, b"* OK", "IMAP")):
             if not greets(port, banner):
@@ -127,7 +156,7 @@ class Daemons:
     def log_tail(self, lines: int = 30) -> str:
         """The end of both daemons' logs: why a health check failed."""
         parts = []
-        for path in (self.layout.postfix_log, self.layout.dovecot_log):
+        for path in (self.layout.postfix_log, self.layout.dovecot_log, f"{self.layout.rspamd_log}/rspamd.log"):
             try:
                 with open(path, errors="replace") as handle:
                     tail = handle.read().splitlines()[-lines:]
@@ -135,6 +164,14 @@ class Daemons:
                 continue
             parts.append(f"==> {path}\n" + "\n".join(tail))
         return "\n".join(parts)
+
+
+def listens(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            return True
+    except OSError:
+        return False
 
 
 def _python() -> list[str]:

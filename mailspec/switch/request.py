@@ -31,10 +31,11 @@ class Request:
     packages: tuple[str, ...]  # the Debian packages the deploy needs
     layout: Layout = Layout()
     database: Database | None = None  # the mysql backend's (its password: mysql_option_file)
+    dkim_keys: tuple[str, ...] = ()  # the private keys rspamd signs with (`mailspec keys` makes them)
 
     def to_json(self) -> str:
         data = attrs.asdict(self, recurse=True)
-        data["packages"] = list(self.packages)
+        data["packages"], data["dkim_keys"] = list(self.packages), list(self.dkim_keys)
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -44,7 +45,8 @@ class Request:
         layout = Layout(layout["prefix"], Ports(**layout["ports"]))
         database = data.pop("database", None)
         database = Database(**database) if database else None
-        return cls(**{**data, "packages": tuple(data["packages"])}, layout=layout, database=database)
+        return cls(**{**data, "packages": tuple(data["packages"]), "dkim_keys": tuple(data.get("dkim_keys", ()))},
+                   layout=layout, database=database)
 
 
 def write_bundle(bundle: str, spec: model.Spec, layout: Layout) -> None:
@@ -63,6 +65,7 @@ def write_bundle(bundle: str, spec: model.Spec, layout: Layout) -> None:
 
 def from_spec(spec: model.Spec, layout: Layout) -> Request:
     from mailspec.backends.dovecot import home_template
+    from mailspec.backends.rspamd import signers
 
     server = spec.server
     mysql = server.backend.kind is model.BackendKind.MYSQL
@@ -75,4 +78,5 @@ def from_spec(spec: model.Spec, layout: Layout) -> Request:
         mysql_option_file=layout.path(server.backend.password_file) if mysql else None,
         packages=tuple(packages), layout=layout,
         database=Database(server.backend.user, server.backend.database, server.backend.host, server.backend.port,
-                          server.backend.socket) if mysql else None)
+                          server.backend.socket) if mysql else None,
+        dkim_keys=tuple(sorted({signer.path for signer in signers(spec, layout)})))

@@ -19,7 +19,9 @@ from hosttier import PASSWORDS, hashed
 from switchhost import tamper
 
 from mailspec.certs import make_certificates
+from mailspec.keys import make_keys
 from mailspec.layout import Layout
+from mailspec.model import DEFAULT_KEYS
 from mailspec.pipeline import check, load_and_lower
 from mailspec.switch import remote
 from mailspec.switch.activate import compile_to
@@ -105,9 +107,14 @@ def test_a_fresh_debian_vm_is_switched_rolled_back_and_survives_kills(fresh):
     tls = fresh.workdir / "tls"
     make_certificates(check([first]).spec, str(tls))
 
+    keys = fresh.workdir / "keys"
+    make_keys(check([first]).spec, str(keys))
+
     def place_key_material() -> None:  # at the spec's default paths, Debian's snakeoil ones
         machine.write_file("/etc/ssl/certs/ssl-cert-snakeoil.pem", (tls / "server.crt").read_text())
         machine.write_file("/etc/ssl/private/ssl-cert-snakeoil.key", (tls / "server.key").read_text(), 0o600)
+        for key in (keys / "dkim").iterdir():  # what `mailspec keys` made, where the spec says
+            machine.write_file(f"{DEFAULT_KEYS}/dkim/{key.name}", key.read_text(), 0o600)
     place_key_material()
 
     with log.step("1. the first switch installs the packages and brings the server up"):

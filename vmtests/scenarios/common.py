@@ -103,3 +103,19 @@ def attempt(site: Site, login: str | None, sender: str, recipient: str, expected
     if accepted and local:
         site.wait_for(local[0], subject)
     return []
+
+
+def expect_signed(site: Site, text: str, domain: str) -> None:
+    """`text` carries a DKIM signature of `domain` that verifies against the records
+    `mailspec dns` publishes for the site's keys, as a receiver on the internet checks it."""
+    import dkim
+
+    from mailspec.dns import records
+
+    data = text.replace("\r\n", "\n").replace("\n", "\r\n").encode()
+    published = {r.name: r.value for f in records.fragments(site.spec, str(site.compiled.keys))
+                 for r in f.records if r.type == "TXT"}
+    signature = dkim.DKIM(data)
+    expect(signature.verify(dnsfunc=lambda name, timeout=5: published.get(name.decode(), "").encode()),
+           f"the message to the outside has no DKIM signature of {domain} that verifies:\n{text[:1500]}")
+    expect(signature.domain == domain.encode(), f"signed by {signature.domain!r}, not {domain}")

@@ -19,6 +19,7 @@ from mailspec.vmtests.scenarios.common import (
     QUOTA_FILL_LIMIT,
     deliver_and_check,
     expect,
+    expect_signed,
     mailboxes,
     receiving,
     split_recipients,
@@ -44,7 +45,8 @@ def submission(site: Site) -> None:
         subject = unique(f"submission {port}")
         site.submit(login, login, [local, FAR], subject, port=port)
         site.wait_for(local, subject)
-        site.wait_outside(FAR, subject)
+        for copy in site.wait_outside(FAR, subject):
+            expect_signed(site, copy, login.split("@")[1])
 
 
 # ---------------------------------------------------------------- 5, 6. routing
