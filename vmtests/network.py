@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from mailspec import model
 from mailspec.vmtests import log
+from mailspec.vmtests.image import UPSTREAM_DNS
 from mailspec.vmtests.machine import Machine
 
 SERVER_ADDRESS = "192.168.50.10"
@@ -64,7 +65,9 @@ def outside_main_cf(spec: model.Spec) -> str:
 
 
 def use_lan_dns(machine: Machine) -> None:
-    machine.succeed(f"echo 'nameserver {OUTSIDE_ADDRESS}' > /etc/resolv.conf")
+    """Forward the machine's own resolver to the LAN's DNS; resolv.conf stays 127.0.0.1, so
+    daemons that read it once at start (rspamd) follow without a restart."""
+    machine.succeed(f"echo 'nameserver {OUTSIDE_ADDRESS}' > /{UPSTREAM_DNS}")
 
 
 def setup_outside(outside: Machine, spec: model.Spec) -> None:
@@ -74,7 +77,7 @@ def setup_outside(outside: Machine, spec: model.Spec) -> None:
         outside.write_file("/etc/postfix/outside_mailboxes", "/^/ all/\n")  # no $n here: virtual(8) forbids it
         outside.succeed("; ".join([
             "set -e", "dnsmasq --conf-file=/etc/mailspec-dns.conf",
-            f"echo 'nameserver {OUTSIDE_ADDRESS}' > /etc/resolv.conf",
+            f"echo 'nameserver {OUTSIDE_ADDRESS}' > /{UPSTREAM_DNS}",
             f"mkdir -p {OUTSIDE_MAIL_ROOT}", f"chown 8:8 {OUTSIDE_MAIL_ROOT}",
             "postconf -F '*/*/chroot = n'", "rm -rf /var/spool/postfix/etc", ": > /var/log/postfix.log",
             "systemctl restart postfix"]))
