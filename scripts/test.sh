@@ -15,7 +15,7 @@ python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
 .venv/bin/ruff check .  # the lint rules are in pyproject.toml
 set +e
-.venv/bin/python -m pytest -n 2 -q -p no:cacheprovider tests
+.venv/bin/python -m pytest -n 2 -q -p no:cacheprovider --durations=30 tests
 status=$?
 set -e
 if [ "$status" = 5 ]; then echo "no tests were collected" >&2; exit 1; fi

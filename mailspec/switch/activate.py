@@ -139,9 +139,9 @@ def rollback(store: Store, number: int | None, echo: Echo) -> int:
 
 
 def _needs(store: Store, current: int | None, deploy: str, outside: dict[str, str]) -> dict[str, str]:
-    """What going from generation `current` to `deploy` needs; both daemons restart when
+    """What going from generation `current` to `deploy` needs; every daemon restarts when
     either side is not mailspec's (generation 0: the distribution's configuration), and
-    both reload at least when a file outside the generations (a renewed certificate, a
+    each reloads at least when a file outside the generations (a renewed certificate, a
     new database password) is not what they loaded (`outside`: its digests now)."""
     old = read_manifest(os.path.join(store.path(current), "deploy")) if current is not None else {}
     new = read_manifest(deploy)
