@@ -98,7 +98,7 @@ class HostServer:
         """The pids of this server's Postfix and Dovecot (masters and their children)."""
         masters = set()
         for pid_file in (Path(self.layout.postfix_queue) / "pid" / "master.pid",
-                         Path(self.layout.dovecot_base) / "master.pid", Path(self.layout.rspamd_run) / "rspamd.pid"):
+                         Path(self.layout.dovecot_base) / "master.pid", Path(self.layout.rspamd_pid)):
             try:
                 masters.add(int(pid_file.read_text().split()[0]))
             except (OSError, ValueError, IndexError):
@@ -111,7 +111,7 @@ class HostServer:
         subprocess.run(["postfix", "-c", str(self.postfix_dir), "stop"], capture_output=True)
         subprocess.run(["doveadm", "-c", str(self.dovecot_conf), "stop"], capture_output=True)
         try:
-            os.kill(int((Path(self.layout.rspamd_run) / "rspamd.pid").read_text().split()[0]), 15)
+            os.kill(int(Path(self.layout.rspamd_pid).read_text().split()[0]), 15)
         except (OSError, ValueError, IndexError):
             pass
         deadline = time.monotonic() + 15
@@ -125,7 +125,7 @@ class HostServer:
 
     def logs(self) -> str:
         parts = []
-        for log in (self.layout.postfix_log, self.layout.dovecot_log, f"{self.layout.rspamd_log}/rspamd.log"):
+        for log in self.layout.daemon_logs:
             if os.path.exists(log):
                 parts.append(f"==> {log}\n" + Path(log).read_text(errors="replace"))
         return "\n".join(parts)

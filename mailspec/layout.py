@@ -54,6 +54,8 @@ class Layout:
     rspamd_db = property(lambda self: self.path("/var/lib/rspamd"))
     rspamd_log = property(lambda self: self.path("/var/log/rspamd"))
     rspamd_confdir = property(lambda self: self.rspamd_dir if not self.prefix else "/etc/rspamd")
+    rspamd_pid = property(lambda self: f"{self.rspamd_run}/rspamd.pid")  # relocated only: systemd's has none
+    daemon_logs = property(lambda self: (self.postfix_log, self.dovecot_log, f"{self.rspamd_log}/rspamd.log"))
 
     def rspamd_variables(self, local_confdir: str | None = None) -> list[str]:
         """rspamd's and rspamadm's --var options for this layout (an unlinked generation's

@@ -62,7 +62,7 @@ class Daemons:
             return pid if pid and alive(pid) else None
         path = {"postfix": os.path.join(self.layout.postfix_queue, "pid", "master.pid"),
                 "dovecot": os.path.join(self.layout.dovecot_base, "master.pid"),
-                "rspamd": os.path.join(self.layout.rspamd_run, "rspamd.pid")}[daemon]
+                "rspamd": self.layout.rspamd_pid}[daemon]
         try:
             with open(path) as handle:
                 pid = int(handle.read().split()[0])
@@ -154,9 +154,9 @@ class Daemons:
         return problems
 
     def log_tail(self, lines: int = 30) -> str:
-        """The end of both daemons' logs: why a health check failed."""
+        """The end of the daemons' logs: why a health check failed."""
         parts = []
-        for path in (self.layout.postfix_log, self.layout.dovecot_log, f"{self.layout.rspamd_log}/rspamd.log"):
+        for path in self.layout.daemon_logs:
             try:
                 with open(path, errors="replace") as handle:
                     tail = handle.read().splitlines()[-lines:]
