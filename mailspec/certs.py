@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mailspec import model
+from mailspec.paths import write_with_mode
 
 MAX_NAMES = 100
 CA_DAYS = 3650
@@ -36,17 +37,7 @@ def mail_names(spec: model.Spec) -> list[str]:
 
 
 def write_private(path: str, data: bytes) -> None:
-    _write(path, data, 0o600)
-
-
-def _write(path: str, data: bytes, mode: int) -> None:
-    """Create or replace `path` with `mode` from the start: a key is never world-readable."""
-    temporary = f"{path}.tmp"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(data)
-    os.chmod(temporary, mode)
-    os.replace(temporary, path)
+    write_with_mode(path, data, 0o600)
 
 
 def _pem_key(key) -> bytes:
@@ -73,8 +64,8 @@ def _load_or_create_ca(out: str, hostname: str, now: datetime.datetime):
                                          encipher_only=False, decipher_only=False), critical=True)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
             .sign(key, hashes.SHA256()))
-    _write(key_path, _pem_key(key), 0o600)
-    _write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_with_mode(key_path, _pem_key(key), 0o600)
+    write_with_mode(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return key, cert
 
 
@@ -98,7 +89,7 @@ def make_certificates(spec: model.Spec, out: str) -> dict[str, str]:
                            critical=False)
             .sign(ca_key, hashes.SHA256()))
     paths = {name: os.path.join(out, name) for name in ("ca.key", "ca.crt", "server.key", "server.crt")}
-    _write(paths["server.key"], _pem_key(key), 0o600)
+    write_with_mode(paths["server.key"], _pem_key(key), 0o600)
     chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
-    _write(paths["server.crt"], chain, 0o644)
+    write_with_mode(paths["server.crt"], chain, 0o644)
     return paths

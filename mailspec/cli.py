@@ -249,7 +249,8 @@ def _checked(files: tuple[str, ...], import_roots: tuple[str, ...]) -> model.Spe
 @click.option("--force", is_flag=True, help="Replace keys that exist (a key in DNS stops verifying).")
 @IMPORT_ROOTS
 def keys_command(files: tuple[str, ...], out: str, force: bool, import_roots: tuple[str, ...]) -> None:
-    """Create the DKIM private keys the spec's domains sign with, 0600 from the first byte.
+    """Create the DKIM private keys the spec's domains sign with, and the SRS secret
+    that forwarded mail's senders are signed with, 0600 from the first byte.
 
     Keys that exist are kept, so running it again after adding a domain or a standby
     selector makes only the new ones. Publish the public halves with `mailspec dns`.

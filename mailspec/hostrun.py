@@ -95,10 +95,11 @@ class HostServer:
             raise HostRunError(error.message) from None
 
     def processes(self) -> set[int]:
-        """The pids of this server's Postfix and Dovecot (masters and their children)."""
+        """The pids of this server's daemons (masters and their children)."""
         masters = set()
         for pid_file in (Path(self.layout.postfix_queue) / "pid" / "master.pid",
-                         Path(self.layout.dovecot_base) / "master.pid", Path(self.layout.rspamd_pid)):
+                         Path(self.layout.dovecot_base) / "master.pid", Path(self.layout.rspamd_pid),
+                         Path(self.layout.postsrsd_pid)):
             try:
                 masters.add(int(pid_file.read_text().split()[0]))
             except (OSError, ValueError, IndexError):
@@ -110,10 +111,11 @@ class HostServer:
         running = self.processes()
         subprocess.run(["postfix", "-c", str(self.postfix_dir), "stop"], capture_output=True)
         subprocess.run(["doveadm", "-c", str(self.dovecot_conf), "stop"], capture_output=True)
-        try:
-            os.kill(int(Path(self.layout.rspamd_pid).read_text().split()[0]), 15)
-        except (OSError, ValueError, IndexError):
-            pass
+        for pid_file in (self.layout.rspamd_pid, self.layout.postsrsd_pid):
+            try:
+                os.kill(int(Path(pid_file).read_text().split()[0]), 15)
+            except (OSError, ValueError, IndexError):
+                pass
         deadline = time.monotonic() + 15
         while any(alive(pid) for pid in running):
             if time.monotonic() > deadline:

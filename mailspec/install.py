@@ -10,7 +10,7 @@ from mailspec.layout import Layout
 
 OPTION_GROUP = "mailspec"
 # Files in a deploy's postfix/ that are not lookup-table sources for postmap.
-NOT_MAPS = {"main.cf", "master.cf", "plus_disabled"}
+NOT_MAPS = {"main.cf", "master.cf", "plus_disabled", "srs_recipients"}
 
 
 def is_map_source(name: str) -> bool:

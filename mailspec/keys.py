@@ -1,7 +1,9 @@
-"""DKIM keys for a spec, made once and kept: `mailspec keys` writes them 0600 from the
+"""DKIM keys and the SRS secret for a spec, made once and kept: `mailspec keys` writes them 0600 from the
 first byte into a directory outside the deploy tree, and never replaces one without
 `force`. The deploy directory names them by path under the spec's `server { keys … }`;
-`mailspec dns` reads their public halves.
+`mailspec dns` reads their public halves. The SRS secret (postsrsd's, one line of
+random base64) signs the addresses that forwarded mail leaves with: every MX of a domain
+must share it, and a new one breaks bounces to the addresses the old one made.
 
 Formats are the ones rspamd reads: RSA as PKCS#8 PEM, ed25519 as rspamd's own base64 of
 the 32-byte seed followed by the 32-byte public key."""
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import secrets
 
 import attrs
 from cryptography.hazmat.primitives import serialization
@@ -20,6 +23,7 @@ from mailspec import model
 from mailspec.certs import write_private
 from mailspec.model import KeyType
 
+SRS_SECRET = "srs.secret"  # relative to the keys directory
 RSA_EXPECTED = "it is not a 2048-bit RSA private key in PEM, as `key rsa-2048` says"
 
 
@@ -43,6 +47,11 @@ def dkim_keys(spec: model.Spec) -> list[DkimKey]:
     """Every key the spec publishes: each signing domain's selector and standby."""
     return [DkimKey(d.name, selector, d.dkim.key) for d in spec.domains if d.dkim.sign
             for selector in d.dkim.selectors]
+
+
+def key_files(spec: model.Spec) -> list[str]:
+    """Every file `mailspec keys` makes for the spec, relative to the keys directory."""
+    return [key.path for key in dkim_keys(spec)] + [SRS_SECRET]
 
 
 def _private_bytes(key_type: KeyType) -> bytes:
@@ -106,5 +115,11 @@ def make_keys(spec: model.Spec, directory: str, force: bool = False) -> tuple[li
             kept.append(path)
             continue
         write_private(path, _private_bytes(key.type))
+        written.append(path)
+    path = os.path.join(directory, SRS_SECRET)
+    if os.path.exists(path) and not force:
+        kept.append(path)
+    else:
+        write_private(path, base64.b64encode(secrets.token_bytes(24)) + b"\n")
         written.append(path)
     return written, kept

@@ -22,6 +22,9 @@ class Ports:
     sieve: int = 4190
     milter: int = 11332  # rspamd's proxy worker, which Postfix calls
     rspamd_controller: int = 11334
+    srs_forward: int = 10001  # postsrsd's tcp_table(5) lookups: the sender rewriting
+    srs_reverse: int = 10002  # and its undoing, for bounces
+    srs_reinject: int = 10026  # the loopback smtpd whose cleanup rewrites forwarded mail's sender
 
 
 @attrs.frozen
@@ -55,6 +58,11 @@ class Layout:
     rspamd_log = property(lambda self: self.path("/var/log/rspamd"))
     rspamd_confdir = property(lambda self: self.rspamd_dir if not self.prefix else "/etc/rspamd")
     rspamd_pid = property(lambda self: f"{self.rspamd_run}/rspamd.pid")  # relocated only: systemd's has none
+    postsrsd_dir = property(lambda self: self.path("/etc/postsrsd"))
+    # The one path Debian's AppArmor profile lets postsrsd read its secret from.
+    srs_secret = property(lambda self: self.path("/etc/postsrsd.secret"))
+    postsrsd_chroot = property(lambda self: self.path("/var/lib/postsrsd"))
+    postsrsd_pid = property(lambda self: self.path("/run/postsrsd.pid"))  # relocated only, as rspamd's
     daemon_logs = property(lambda self: (self.postfix_log, self.dovecot_log, f"{self.rspamd_log}/rspamd.log"))
 
     def rspamd_variables(self, local_confdir: str | None = None) -> list[str]:

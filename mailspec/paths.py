@@ -1,5 +1,6 @@
 """Real paths (every link followed) for many files in few directories: one realpath per
-directory, and one more only for a file that is itself a link."""
+directory, and one more only for a file that is itself a link. And writing a file with
+its mode from the first byte."""
 
 from __future__ import annotations
 
@@ -22,3 +23,14 @@ class RealPaths:
 def inside(path: str, directory: str) -> bool:
     """Whether real path `path` is `directory` or lies under it."""
     return os.path.commonpath([path, directory]) == directory
+
+
+def write_with_mode(path: str, data: bytes, mode: int) -> None:
+    """Create or replace `path` with `mode` from the start (a key is never world-readable
+    for a moment), in one rename."""
+    temporary = f"{path}.tmp"
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+    os.chmod(temporary, mode)
+    os.replace(temporary, path)

@@ -25,7 +25,8 @@ def test_every_backend_package_has_an_entry_and_every_entry_a_package():
 def test_what_is_derived_from_the_registry():
     assert {p for b in REGISTRY for p in b.all_packages} <= set(image.PACKAGES)
     assert dict(installed_dirs(DEFAULT)) == {"postfix": "/etc/postfix", "dovecot": "/etc/dovecot",
-                                             "sieve": "/etc/dovecot/sieve", "rspamd": "/etc/rspamd"}
+                                             "sieve": "/etc/dovecot/sieve", "rspamd": "/etc/rspamd",
+                                             "postsrsd": "/etc/postsrsd"}
     assert installed_path(DEFAULT, "dovecot/users") == "/etc/dovecot/users"
 
 

@@ -70,8 +70,11 @@ def test_keys_are_private_from_the_start_and_kept(site, tmp_path):
     for name in names:
         assert stat.S_IMODE(os.stat(keys / "dkim" / name).st_mode) == 0o600
     before = (keys / "dkim" / names[0]).read_bytes()
+    assert stat.S_IMODE(os.stat(keys / "srs.secret").st_mode) == 0o600  # postsrsd's
+    secret = (keys / "srs.secret").read_bytes()
+    assert len(base64.b64decode(secret.strip(), validate=True)) == 24 and secret.endswith(b"\n")
     again = mailspec("keys", str(spec), "--out", str(keys))
-    assert "0 written, 3 kept" in again.stderr
+    assert "0 written, 4 kept" in again.stderr and (keys / "srs.secret").read_bytes() == secret
     assert (keys / "dkim" / names[0]).read_bytes() == before
     # A key of another type under the same selector is refused, not replaced.
     spec.write_text(SPEC.replace("key ed25519", "key rsa-2048"))

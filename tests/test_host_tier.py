@@ -3,6 +3,8 @@ LMTP to Dovecot, Maildir on disk, IMAP out; and the policies the spec declares."
 
 from __future__ import annotations
 
+import json
+import re
 import smtplib
 import time
 
@@ -75,15 +77,65 @@ def test_sieve_fileinto_a_folder(running):
     assert not any("[report] weekly" in m for m in running.messages("alice"))
 
 
-def test_forward_keeps_a_copy_and_queues_the_forward(running):
+def queued_for(running, recipient: str, timeout: float = 15) -> dict:
+    """The queue entry (postqueue -j) of the message deferred for `recipient`: the relay
+    host is down."""
+    deadline = time.monotonic() + timeout
+    while True:
+        entries = [json.loads(line) for line in running.queue().splitlines() if line.strip()]
+        found = [e for e in entries if e["queue_name"] == "deferred" and
+                 recipient in {r["address"] for r in e["recipients"]}]
+        if found:
+            return found[-1]
+        assert time.monotonic() < deadline, entries
+        time.sleep(0.1)
+
+
+SRS_SENDER = re.compile(r"SRS0=[A-Za-z0-9+/]{4}=[A-Z0-9]{2}=outside\.example=someone@example\.com")
+
+
+def test_forward_keeps_a_copy_and_forwards_with_an_srs_sender(running):
+    """The forwarded copy leaves with an SRS sender in our domain (its SPF names us); the
+    copy kept here keeps the sender it came with."""
     with running.smtp() as client:
         client.sendmail("someone@outside.example", ["carol@example.com"],
                         message("forward me", "someone@outside.example", "carol@example.com"))
-    running.wait_for("carol", "forward me")
-    deadline = time.monotonic() + 15
-    while "carol@elsewhere.example" not in running.queue():  # held: the relay host is down
-        assert time.monotonic() < deadline, running.queue()
-        time.sleep(0.1)
+    kept = running.wait_for("carol", "forward me")
+    assert kept.startswith("Return-Path: <someone@outside.example>"), kept[:200]
+    forwarded = queued_for(running, "carol@elsewhere.example")
+    assert SRS_SENDER.fullmatch(forwarded["sender"]), forwarded
+    # Through the relay host, as any outgoing mail (not to the recipient's MX).
+    reason = forwarded["recipients"][0].get("delay_reason", "")
+    assert "127.0.0.1" in reason and "elsewhere.example" not in reason.split("]")[0], forwarded
+
+
+def test_mail_that_is_not_forwarded_keeps_its_sender(running):
+    """Our users' own mail to outside keeps its sender."""
+    with running.submission("alice") as client:
+        client.sendmail("alice@example.com", ["friend@outside.example"],
+                        message("own mail out", "alice@example.com", "friend@outside.example"))
+    assert queued_for(running, "friend@outside.example")["sender"] == "alice@example.com"
+
+
+def test_a_bounce_to_an_srs_address_reaches_the_original_sender(running):
+    with running.smtp() as client:
+        client.sendmail("someone@outside.example", ["carol@example.com"],
+                        message("forward and bounce", "someone@outside.example", "carol@example.com"))
+    running.wait_for("carol", "forward and bounce")
+    srs_address = queued_for(running, "carol@elsewhere.example")["sender"]
+    with running.smtp() as client:
+        client.sendmail("<>", [srs_address], message("a bounce", "MAILER-DAEMON@elsewhere.example", srs_address))
+    bounce = queued_for(running, "someone@outside.example")
+    # A bounce stays one: the null sender (which postqueue shows so) is never rewritten.
+    assert bounce["sender"] == "MAILER-DAEMON", bounce
+    # An SRS address whose hash does not match is not undone: postsrsd refuses it, and
+    # it is an unknown address of example.com, which goes to the catch-all.
+    _, digest, rest = srs_address.split("=", 2)
+    forged = f"SRS0={'BBBB' if digest == 'AAAA' else 'AAAA'}={rest.replace('someone', 'victim')}"
+    with running.smtp() as client:
+        client.sendmail("<>", [forged], message("a forged bounce", "MAILER-DAEMON@elsewhere.example", forged))
+    running.wait_for("alice", "a forged bounce")
+    assert "victim@outside.example" not in running.queue()
 
 
 def test_send_only_mailbox_refuses_inbound(running):

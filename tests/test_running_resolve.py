@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import smtplib
 import subprocess
@@ -56,14 +57,20 @@ def stored_by(prefix: Path, marker: str) -> set[str]:
     return found
 
 
+SRS0 = re.compile(r"SRS0=[^=]{4}=[^=]{2}=([^=]+)=(.+)@[^@]+")
+
+
 def queued(layout: Layout) -> dict[str, set[str]]:
-    """sender -> recipients of the messages waiting in the queue."""
+    """sender -> recipients of the messages waiting in the queue. Forwarded mail waits
+    with an SRS sender, which is read back as the sender it stands for."""
     output = subprocess.run(["postqueue", "-c", layout.postfix_dir, "-j"], capture_output=True,
                             text=True).stdout
     found: dict[str, set[str]] = {}
     for line in output.splitlines():
         entry = json.loads(line)
-        found.setdefault(entry["sender"], set()).update(r["address"] for r in entry["recipients"])
+        srs = SRS0.fullmatch(entry["sender"])
+        sender = f"{srs.group(2)}@{srs.group(1)}" if srs else entry["sender"]
+        found.setdefault(sender, set()).update(r["address"] for r in entry["recipients"])
     return found
 
 

@@ -33,7 +33,7 @@ def host():
 def test_generations_switch_roll_back_and_are_collected(host):
     first = host.write("site")
     done = host.mailspec("switch", first, "--dry-run")
-    assert "postfix: 12 added" in done.stdout and host.current() is None
+    assert "postfix: 14 added" in done.stdout and host.current() is None
     refused = host.mailspec("switch", first, check_rc=False)  # no TTY and no --yes: nobody to ask
     assert refused.returncode == 2 and "--yes" in refused.stderr and host.current() is None
     host.mailspec("switch", first, "--yes")

@@ -19,7 +19,7 @@ import bcrypt
 from mailspec import install, model
 from mailspec.certs import make_certificates
 from mailspec.diagnostics import render_all_text
-from mailspec.keys import dkim_keys, make_keys
+from mailspec.keys import key_files, make_keys
 from mailspec.layout import DEFAULT as LAYOUT
 from mailspec.pipeline import Result, check_and_write, load_and_lower
 from mailspec.switch.request import write_bundle
@@ -123,8 +123,8 @@ def install_deploy(machine: Machine, compiled: Compiled, restart: bool = False) 
     with log.step(f"{machine.name}: switch to the deploy"):
         machine.write_file(server.tls.cert, (compiled.tls / "server.crt").read_text())
         machine.write_file(server.tls.key, (compiled.tls / "server.key").read_text(), 0o600)
-        for key in dkim_keys(compiled.spec):
-            machine.write_file(f"{server.keys}/{key.path}", (compiled.keys / key.path).read_text(), 0o600)
+        for path in key_files(compiled.spec):
+            machine.write_file(f"{server.keys}/{path}", (compiled.keys / path).read_text(), 0o600)
         machine.succeed(f": > {LAYOUT.postfix_log}; : > {LAYOUT.dovecot_log}")  # this install's lines only
         target = Ssh(machine.ssh, machine.name)
         lines: list[str] = []

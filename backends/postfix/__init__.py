@@ -8,12 +8,12 @@ import attrs
 
 from mailspec import model
 from mailspec.backends import lookup_table, render
-from mailspec.backends.postfix import mysql
+from mailspec.backends.postfix import mysql, srs
 from mailspec.backends.postfix import tables as postfix_tables
 from mailspec.layout import Layout
 
 _MAPS = ("virtual_domains", "virtual_alias_domains", "virtual_mailboxes", "virtual_aliases",
-         "sender_login", "recipient_access", "sender_access", "list_access", "own_domains")
+         "sender_login", "recipient_access", "sender_access", "list_access", "own_domains", "own_senders")
 # Without anonymous or export-grade suites, and without ones that have no place in 2026.
 EXCLUDED_CIPHERS = "aNULL, eNULL, EXPORT, LOW, DES, 3DES, RC4, MD5, PSK, SRP, DSS, SEED, IDEA"
 NULL_SENDER_REFUSED = ("inline:{ { <> = REJECT 5.7.1 the null sender is for bounces; "
@@ -142,6 +142,9 @@ def main_cf(spec: model.Spec, tables: postfix_tables.PostfixTables, layout: Layo
             # and unchecked; the switch's health check refuses a generation without it.
             ("milter_default_action", "tempfail"),
         )),
+        Section("SRS: mail that leaves with an outside sender (forwards, aliases, list members "
+                "outside) gets an SRS sender in our domain; nothing else is rewritten (srs.py)",
+                srs.parameters(spec, layout, table)),
         Section("restrictions", (
             ("smtpd_helo_required", "yes"),
             ("disable_vrfy_command", "yes"),
@@ -210,6 +213,7 @@ def master_cf(layout: Layout) -> list[Service]:
         Service("anvil     unix  -       -       n       -       1       anvil"),
         Service("scache    unix  -       -       n       -       1       scache"),
         Service("postlog   unix-dgram n  -       n       -       1       postlogd"),
+        *srs.services(layout, Service),
     ]
 
 
@@ -222,6 +226,7 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
         "postfix/main.cf": render(__name__, "main.cf.j2", sections=main_cf(spec, tables, layout)),
         "postfix/master.cf": render(__name__, "master.cf.j2", services=master_cf(layout)),
         "postfix/plus_disabled": lookup_table(tables.plus_disabled),
+        f"postfix/{srs.SRS_RECIPIENTS}": srs.SRS_RECIPIENT_PATTERN,
     }
     backend = spec.server.backend
     senders = [c for c in tables.list_classes if c.senders is not None]

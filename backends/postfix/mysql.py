@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from mailspec import model
 from mailspec.backends import render
+from mailspec.backends.postfix import srs
 from mailspec.backends.postfix.tables import OWN_DOMAIN_FROM_OUTSIDE
 
 # Multi-valued answers are rows joined by Postfix with commas: ORDER BY gives the
@@ -24,6 +25,8 @@ QUERIES = {
     "own_domains": (f"SELECT '{OWN_DOMAIN_FROM_OUTSIDE}' FROM virtual_domains WHERE name = '%s' "
                     f"UNION ALL SELECT '{OWN_DOMAIN_FROM_OUTSIDE}' FROM virtual_alias_domains "
                     "WHERE name = '%s'"),
+    "own_senders": (f"SELECT '{srs.KEEP}' FROM virtual_domains WHERE CONCAT('@', name) = '%s' "
+                    f"UNION ALL SELECT '{srs.KEEP}' FROM virtual_alias_domains WHERE CONCAT('@', name) = '%s'"),
 }
 
 

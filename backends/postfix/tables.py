@@ -9,6 +9,7 @@ from collections import defaultdict
 import attrs
 
 from mailspec import model
+from mailspec.backends.postfix import srs
 from mailspec.model import Address
 
 
@@ -33,6 +34,7 @@ class PostfixTables:
     sender_access: tuple[tuple[str, str], ...]
     list_access: tuple[tuple[str, str], ...]
     own_domains: tuple[tuple[str, str], ...]  # every served name: refused as sender from outside
+    own_senders: tuple[tuple[str, str], ...]  # every served name again, as `@name`: no SRS (srs.py)
     list_classes: tuple[ListClass, ...]
     plus_disabled: tuple[tuple[str, str], ...]  # regexp table rows
 
@@ -144,6 +146,7 @@ def build(spec: model.Spec) -> PostfixTables:
         sender_access=tuple(sorted(sender_access)),
         list_access=tuple(sorted(list_access.items())),
         own_domains=tuple(sorted((name, OWN_DOMAIN_FROM_OUTSIDE) for d in domains for name in d.names)),
+        own_senders=srs.own_senders(spec),
         list_classes=tuple(sorted(classes, key=lambda c: c.name)),
         plus_disabled=tuple(plus_disabled),
     )

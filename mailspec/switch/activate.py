@@ -18,15 +18,24 @@ import attrs
 
 from mailspec.backends.sql.rows import COLUMNS
 from mailspec.layout import Layout
-from mailspec.switch import build, database, packages
+from mailspec.paths import write_with_mode
+from mailspec.switch import build, database, packages, units
 from mailspec.switch.daemons import Daemons, changes
 from mailspec.switch.request import Request
 from mailspec.switch.store import Generation, Store, SwitchError
 
 Echo = Callable[[str], None]
 ORIGINAL = ".mailspec-original"  # a live directory being replaced by its link (see `prepare`)
-DAEMON_PACKAGES = {"postfix": "postfix", "dovecot": "dovecot-core", "rspamd": "rspamd"}
 RSPAMD_USER = "_rspamd"
+# systemd runs postsrsd with the generation's settings: Debian's unit runs a launcher
+# that reads /etc/default/postsrsd instead.
+POSTSRSD_DROP_IN = "/etc/systemd/system/postsrsd.service.d/mailspec.conf"
+POSTSRSD_SERVICE = """# Written by mailspec switch: postsrsd reads the current generation's settings.
+[Service]
+EnvironmentFile={env}
+ExecStart=
+ExecStart=/usr/sbin/postsrsd -e
+"""
 
 
 @attrs.frozen
@@ -146,15 +155,15 @@ def _needs(store: Store, current: int | None, deploy: str, outside: dict[str, st
     old = read_manifest(os.path.join(store.path(current), "deploy")) if current is not None else {}
     new = read_manifest(deploy)
     if store.interrupted():  # a switch killed midway: the daemons may run either side
-        return dict.fromkeys(DAEMON_PACKAGES, "restart")
+        return dict.fromkeys(units.NAMES, "restart")
     if not (old and new):
-        return dict.fromkeys(DAEMON_PACKAGES, "restart")
+        return dict.fromkeys(units.NAMES, "restart")
     needs = changes(old, new)
     if needs.get("postfix") == "restart" and _settings(os.path.join(store.path(current), "deploy")) == \
             _settings(deploy):  # master.cf's comments changed (its header names the spec file)
         needs["postfix"] = "reload"
     if store.loaded() not in (None, outside):
-        needs = {daemon: needs.get(daemon, "reload") for daemon in DAEMON_PACKAGES}
+        needs = {daemon: needs.get(daemon, "reload") for daemon in units.NAMES}
     return needs
 
 
@@ -169,7 +178,8 @@ def outside_digests(request: Request | None) -> dict[str, str]:
     if request is None:
         return {}
     found = {}
-    for path in (request.tls_cert, request.tls_key, request.mysql_option_file, *request.dkim_keys):
+    for path in (request.tls_cert, request.tls_key, request.mysql_option_file, *request.dkim_keys,
+                 request.srs_secret):
         if path is not None:
             try:
                 found[path] = _digests(path)[0]
@@ -233,7 +243,7 @@ def _move_daemons(store: Store, number: int, previous: int | None, needs: dict[s
     echo(f"generation {number} is current" + (f" (was {previous})" if previous is not None else ""))
     off = _stopped(store, number)
     if off:  # generation 0 of a host that had no mail service
-        daemons.apply({daemon: "stop" if daemon in off else "restart" for daemon in DAEMON_PACKAGES})
+        daemons.apply({daemon: "stop" if daemon in off else "restart" for daemon in units.NAMES})
         echo(f"it runs no {' and no '.join(sorted(off))}: stopped")
         return
     try:
@@ -249,7 +259,7 @@ def _move_daemons(store: Store, number: int, previous: int | None, needs: dict[s
     if previous is not None:
         store.mark_failed(number)
         store.flip(previous)
-        back = {daemon: "stop" if daemon in _stopped(store, previous) else "restart" for daemon in DAEMON_PACKAGES}
+        back = {daemon: "stop" if daemon in _stopped(store, previous) else "restart" for daemon in units.NAMES}
         try:
             daemons.apply(back)
             if "postfix" not in _stopped(store, previous):
@@ -266,9 +276,8 @@ def _stopped(store: Store, number: int) -> set[str]:
     """The daemons that do not run in a generation: in generation 0 of a fresh host, those
     with no configuration, or that mailspec installed."""
     generation = store.read(number)
-    files = {"postfix": "main.cf", "dovecot": "dovecot.conf"}
-    return {daemon for daemon, name in files.items()
-            if not os.path.exists(os.path.join(store.path(number), "etc", daemon, name))} | \
+    return {unit.name for unit in units.UNITS if unit.config is not None and
+            not os.path.exists(os.path.join(store.path(number), "etc", unit.name, unit.config))} | \
         set(generation.stopped if generation else ())
 
 
@@ -298,6 +307,16 @@ def _key_material(request: Request) -> None:
         if found.st_mode & 0o077:
             raise SwitchError(f"the DKIM key {path} can be read by others than its owner",
                               f"chmod 0600 {path}, and make a new key if others had it")
+    if request.srs_secret is not None:
+        try:
+            found = os.stat(request.srs_secret)
+        except OSError:
+            raise SwitchError(f"the SRS secret {request.srs_secret} does not exist",
+                              "make it with `mailspec keys SPEC --out DIR` (with the DKIM keys), or copy "
+                              "the one the domain's other MX hosts use") from None
+        if found.st_mode & 0o077:
+            raise SwitchError(f"the SRS secret {request.srs_secret} can be read by others than its owner",
+                              f"chmod 0600 {request.srs_secret}, and make a new one if others had it")
 
 
 def _keys_for_rspamd(request: Request) -> None:
@@ -325,7 +344,7 @@ def prepare(store: Store, request: Request, echo: Echo) -> None:
             if os.path.isdir(original):
                 build.copy_tree(original, os.path.join(directory, "etc", name))
         # A daemon mailspec has just installed did not run before: rollback 0 stops it.
-        stopped = [daemon for daemon, package in DAEMON_PACKAGES.items() if package in absent]
+        stopped = [unit.name for unit in units.UNITS if unit.package in absent]
         store.complete(0, "(the configuration before mailspec)", "", [], build.now(), stopped)
         echo(f"kept the configuration the host had as generation 0 ({store.path(0)})")
     if store.current() is None:
@@ -344,6 +363,34 @@ def prepare(store: Store, request: Request, echo: Echo) -> None:
         shutil.rmtree(live + ORIGINAL, ignore_errors=True)
     _accounts_and_directories(request)
     _keys_for_rspamd(request)
+    _postsrsd(request)
+
+
+def _postsrsd(request: Request) -> None:
+    """The SRS secret where Debian's AppArmor profile lets postsrsd read it, 0600 root
+    (it reads it before it drops to its own user), and how systemd is to run it."""
+    layout = request.layout
+    os.makedirs(layout.postsrsd_chroot, exist_ok=True)
+    if request.srs_secret is not None:
+        with open(request.srs_secret, "rb") as handle:
+            secret = handle.read()
+        _replace_if_changed(layout.srs_secret, secret, 0o600)
+    if not layout.prefix and _replace_if_changed(
+            POSTSRSD_DROP_IN, POSTSRSD_SERVICE.format(env=f"{layout.postsrsd_dir}/postsrsd.env").encode(), 0o644):
+        build.run("systemctl", "daemon-reload", what="reloading systemd's units")
+
+
+def _replace_if_changed(path: str, data: bytes, mode: int) -> bool:
+    """Write `path` with `mode` from its first byte, atomically; whether it changed."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read() == data and os.stat(path).st_mode & 0o777 == mode:
+                return False
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_with_mode(path, data, mode)
+    return True
 
 
 def _accounts_and_directories(request: Request) -> None:

@@ -19,18 +19,14 @@ import time
 
 from mailspec import install
 from mailspec.layout import Layout
+from mailspec.switch import units
 from mailspec.switch.database import ROWS
 from mailspec.switch.request import Request
 from mailspec.switch.store import SwitchError
 
 REQUEST = "request.json"  # the generation's Request, beside its deploy/
-# The live directories, links into a generation; daemons start in this order: the milter
-# first, so that Postfix never takes mail it must defer.
-LIVE = ("rspamd", "postfix", "dovecot")
-
-
-def live_dirs(layout: Layout) -> dict[str, str]:
-    return {"postfix": layout.postfix_dir, "dovecot": layout.dovecot_dir, "rspamd": layout.rspamd_dir}
+LIVE = units.NAMES  # the live directories, links into a generation
+live_dirs = units.live_dirs
 
 
 def in_generation(generation: str, layout: Layout, live_path: str) -> str:

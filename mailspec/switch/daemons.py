@@ -17,9 +17,9 @@ from pathlib import Path
 
 from mailspec.hostrun import alive, greets
 from mailspec.layout import Layout
-from mailspec.switch import build
+from mailspec.switch import build, units
 
-DAEMONS = build.LIVE  # each has its live directory, a link into the current generation
+DAEMONS = units.NAMES
 RESTART_FILES = {"postfix/master.cf"}  # a new master.cf needs a restart; other files a reload
 # What Dovecot notices by itself: it rereads a passwd-file whose modification time or
 # size changed (build.py makes the time new). A reload would end the LMTP sessions in
@@ -55,14 +55,14 @@ class Daemons:
         self.dovecot_conf = os.path.join(layout.dovecot_dir, "dovecot.conf")
 
     def master_pid(self, daemon: str) -> int | None:
-        if daemon == "rspamd" and not self.relocated:  # systemd runs it with -f, which writes no pid file
-            shown = subprocess.run(["systemctl", "show", "--property=MainPID", "--value", "rspamd"],
+        if daemon in ("rspamd", "postsrsd") and not self.relocated:  # systemd's: in the foreground, no pid file
+            shown = subprocess.run(["systemctl", "show", "--property=MainPID", "--value", daemon],
                                    capture_output=True, text=True).stdout.strip()
             pid = int(shown) if shown.isdigit() else 0
             return pid if pid and alive(pid) else None
         path = {"postfix": os.path.join(self.layout.postfix_queue, "pid", "master.pid"),
                 "dovecot": os.path.join(self.layout.dovecot_base, "master.pid"),
-                "rspamd": self.layout.rspamd_pid}[daemon]
+                "rspamd": self.layout.rspamd_pid, "postsrsd": self.layout.postsrsd_pid}[daemon]
         try:
             with open(path) as handle:
                 pid = int(handle.read().split()[0])
@@ -79,6 +79,8 @@ class Daemons:
                 continue
             if not running and action != "stop":
                 action = "start"
+            if action == "reload" and not units.BY_NAME[daemon].reloads:
+                action = "restart"
             if action is not None:
                 self._do(daemon, action)
 
@@ -95,6 +97,10 @@ class Daemons:
             return
         rspamd = ["rspamd", "-c", f"{self.layout.rspamd_confdir}/rspamd.conf", "-u", "_rspamd", "-g", "_rspamd",
                   *self.layout.rspamd_variables()]
+        # As systemd runs it with mailspec's drop-in (activate.POSTSRSD_DROP_IN): its
+        # settings from the generation's environment file.
+        postsrsd = ["sh", "-c", f"set -a && . {self.layout.postsrsd_dir}/postsrsd.env && "
+                    f"exec postsrsd -e -D -p {self.layout.postsrsd_pid}"]
         commands = {
             ("postfix", "start"): [["postfix", "-c", self.layout.postfix_dir, "start"]],
             ("postfix", "reload"): [["postfix", "-c", self.layout.postfix_dir, "reload"]],
@@ -111,6 +117,9 @@ class Daemons:
             ("rspamd", "reload"): [["kill", "-HUP", str(self.master_pid("rspamd") or 0)]],
             ("rspamd", "stop"): [["kill", str(self.master_pid("rspamd") or 0)]],
             ("rspamd", "restart"): [["kill", str(self.master_pid("rspamd") or 0)], rspamd],
+            ("postsrsd", "start"): [postsrsd],
+            ("postsrsd", "stop"): [["kill", str(self.master_pid("postsrsd") or 0)]],
+            ("postsrsd", "restart"): [["kill", str(self.master_pid("postsrsd") or 0)], postsrsd],
         }[daemon, action]
         # Like a systemd job (job.py): in a session of its own and holding the switch
         # lock, so a mailspec killed between the stop and the start of a restart does not
@@ -121,9 +130,10 @@ class Daemons:
                   session=True)
 
     def health(self, probe: str | None, timeout: float = 20) -> list[str]:
-        """What does not work: every master runs, rspamd's milter answers, SMTP, submission
-        and IMAP greet, and the mailbox `probe` is accepted on port 25 and by Dovecot's
-        LMTP (a RCPT probe: nothing is delivered, and no user's password is needed)."""
+        """What does not work: every master runs, rspamd's milter and postsrsd's tables
+        answer, SMTP, submission and IMAP greet, and the mailbox `probe` is accepted on
+        port 25 and by Dovecot's LMTP (a RCPT probe: nothing is delivered, and no user's
+        password is needed)."""
         self.wait_for_rspamd()
         deadline = time.monotonic() + timeout
         problems = self._problems(probe)
@@ -142,8 +152,10 @@ class Daemons:
     def _problems(self, probe: str | None) -> list[str]:
         problems = [f"{d} is not running" for d in DAEMONS if self.master_pid(d) is None]
         ports = self.layout.ports
-        if not listens(ports.milter):
-            problems.append(f"rspamd's milter on port {ports.milter} does not answer")
+        for port, what in ((ports.milter, "rspamd's milter"), (ports.srs_forward, "postsrsd's forward table"),
+                           (ports.srs_reverse, "postsrsd's reverse table")):
+            if not listens(port):
+                problems.append(f"{what} on port {port} does not answer")
         for port, banner, name in ((ports.smtp, b"220 ", "SMTP"), (ports.submission, b"220 ", "submission"),
                                    (ports.imap, b"* OK", "IMAP")):
             if not greets(port, banner):

@@ -32,6 +32,7 @@ class Request:
     layout: Layout = Layout()
     database: Database | None = None  # the mysql backend's (its password: mysql_option_file)
     dkim_keys: tuple[str, ...] = ()  # the private keys rspamd signs with (`mailspec keys` makes them)
+    srs_secret: str | None = None  # postsrsd's secret as `mailspec keys` made it: the switch installs it
 
     def to_json(self) -> str:
         data = attrs.asdict(self, recurse=True)
@@ -66,6 +67,7 @@ def write_bundle(bundle: str, spec: model.Spec, layout: Layout) -> None:
 def from_spec(spec: model.Spec, layout: Layout) -> Request:
     from mailspec.backends.dovecot import home_template
     from mailspec.backends.rspamd import signers
+    from mailspec.keys import SRS_SECRET
 
     server = spec.server
     mysql = server.backend.kind is model.BackendKind.MYSQL
@@ -79,4 +81,5 @@ def from_spec(spec: model.Spec, layout: Layout) -> Request:
         packages=tuple(packages), layout=layout,
         database=Database(server.backend.user, server.backend.database, server.backend.host, server.backend.port,
                           server.backend.socket) if mysql else None,
-        dkim_keys=tuple(sorted({signer.path for signer in signers(spec, layout)})))
+        dkim_keys=tuple(sorted({signer.path for signer in signers(spec, layout)})),
+        srs_secret=f"{layout.path(server.keys)}/{SRS_SECRET}" if spec.domains else None)

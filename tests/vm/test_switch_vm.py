@@ -19,7 +19,7 @@ from hosttier import PASSWORDS, hashed
 from switchhost import tamper
 
 from mailspec.certs import make_certificates
-from mailspec.keys import make_keys
+from mailspec.keys import key_files, make_keys
 from mailspec.layout import Layout
 from mailspec.model import DEFAULT_KEYS
 from mailspec.pipeline import check, load_and_lower
@@ -113,8 +113,8 @@ def test_a_fresh_debian_vm_is_switched_rolled_back_and_survives_kills(fresh):
     def place_key_material() -> None:  # at the spec's default paths, Debian's snakeoil ones
         machine.write_file("/etc/ssl/certs/ssl-cert-snakeoil.pem", (tls / "server.crt").read_text())
         machine.write_file("/etc/ssl/private/ssl-cert-snakeoil.key", (tls / "server.key").read_text(), 0o600)
-        for key in (keys / "dkim").iterdir():  # what `mailspec keys` made, where the spec says
-            machine.write_file(f"{DEFAULT_KEYS}/dkim/{key.name}", key.read_text(), 0o600)
+        for path in key_files(check([first]).spec):  # what `mailspec keys` made, where the spec says
+            machine.write_file(f"{DEFAULT_KEYS}/{path}", (keys / path).read_text(), 0o600)
     place_key_material()
 
     with log.step("1. the first switch installs the packages and brings the server up"):
@@ -133,6 +133,12 @@ def test_a_fresh_debian_vm_is_switched_rolled_back_and_survives_kills(fresh):
         assert "generation 1 is current (was 0)" in done.stdout
         assert fresh.current() == "generations/1"
         assert machine.succeed("stat -c '%a %U %G' /etc/dovecot/users").split() == ["440", "vmail", "dovecot"]
+        # postsrsd runs as systemd's, with the generation's settings (the drop-in), and
+        # reads the secret `mailspec keys` made where AppArmor lets it.
+        assert machine.succeed("tr '\\0' ' ' < /proc/$(systemctl show -p MainPID --value postsrsd)/cmdline") \
+            .strip() == "/usr/sbin/postsrsd -e"
+        assert machine.succeed("cat /etc/postsrsd.secret") == (keys / "srs.secret").read_text()
+        assert machine.succeed("stat -c '%a %U' /etc/postsrsd.secret").split() == ["600", "root"]
         assert fresh.send("alice@example.com", "first") == 250
         login = ("alice@example.com", PASSWORDS["alice"])
         inbox = log.retry(lambda last: machine.fetch_mail(login, str(tls / "ca.crt"), "mail.example.com")
@@ -200,7 +206,8 @@ def test_a_fresh_debian_vm_is_switched_rolled_back_and_survives_kills(fresh):
     with log.step("rollback 0: the machine as it was, its mail service stopped"):
         fresh.mailspec("rollback", "0")
         assert fresh.current() == "generations/0"
-        machine.succeed("! systemctl is-active postfix@-.service && ! systemctl is-active dovecot.service")
+        machine.succeed("! systemctl is-active postfix@-.service && ! systemctl is-active dovecot.service && "
+                        "! systemctl is-active postsrsd.service")
         assert machine.succeed("readlink -f /etc/postfix") == "/var/lib/mailspec/generations/0/etc/postfix\n"
 
     with log.step("6. 20 kills of the agent at random moments: one complete generation each time"):

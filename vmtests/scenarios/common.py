@@ -3,10 +3,12 @@ expected outcome."""
 
 from __future__ import annotations
 
+import re
 import smtplib
 import time
 
 from mailspec import model
+from mailspec.backends.postsrsd import srs_domain
 from mailspec.semantics import resolve
 from mailspec.vmtests import log, network
 from mailspec.vmtests.driver import Site
@@ -66,7 +68,24 @@ def deliver_and_check(site: Site, addresses: list[str], label: str, outside: boo
         for login in sorted(local):
             site.wait_for(login, subject)
         for target in sorted(external) if outside else ():
-            site.wait_outside(target, subject)
+            for copy in site.wait_outside(target, subject):
+                expect_return_path(copy, srs_of(OUTSIDER, srs_domain(site.spec)))
+
+
+def srs_of(sender: str, domain: str) -> re.Pattern:
+    """The SRS0 address postsrsd makes of `sender` in `domain` (its hash and day vary)."""
+    local, _, sender_domain = sender.partition("@")
+    return re.compile(rf"SRS0=[A-Za-z0-9+/]{{4}}=[A-Z0-9]{{2}}={re.escape(sender_domain)}="
+                      rf"{re.escape(local)}@{re.escape(domain)}")
+
+
+def expect_return_path(text: str, sender: re.Pattern | str) -> None:
+    """The envelope sender the outside MTA got (its Return-Path) is `sender`."""
+    found = re.search(r"^Return-Path: <([^>]*)>", text, re.MULTILINE)
+    got = found.group(1) if found else None
+    matches = got is not None and (re.fullmatch(sender, got) if isinstance(sender, re.Pattern) else got == sender)
+    expect(bool(matches), f"the outside MTA got the envelope sender {got!r}, expected "
+                          f"{sender.pattern if isinstance(sender, re.Pattern) else sender!r}")
 
 
 def has_receiving(spec: model.Spec) -> str | None:

@@ -19,6 +19,7 @@ from mailspec.vmtests.scenarios.common import (
     QUOTA_FILL_LIMIT,
     deliver_and_check,
     expect,
+    expect_return_path,
     expect_signed,
     mailboxes,
     receiving,
@@ -47,6 +48,7 @@ def submission(site: Site) -> None:
         site.wait_for(local, subject)
         for copy in site.wait_outside(FAR, subject):
             expect_signed(site, copy, login.split("@")[1])
+            expect_return_path(copy, login)  # not forwarded: its sender is kept
 
 
 # ---------------------------------------------------------------- 5, 6. routing
@@ -75,7 +77,8 @@ def has_routing(spec: model.Spec) -> str | None:
 
 
 def forwarding(site: Site) -> None:
-    """Forwards reach the outside MTA; a kept copy is stored too."""
+    """Forwards reach the outside MTA with an SRS sender in our domain; a kept copy is
+    stored too."""
     deliver_and_check(site, forwarding_addresses(site.spec), "forward", outside=True)
 
 

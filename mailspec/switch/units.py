@@ -1,0 +1,40 @@
+"""The daemons a generation configures: what the switch needs to know about each, once.
+
+Each has a live directory (a link into the current generation) named after it. They
+start in this order: rspamd and postsrsd first, so that Postfix never takes mail that
+it must defer for want of its milter or its SRS tables.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from mailspec.layout import Layout
+
+
+@attrs.frozen
+class Unit:
+    name: str  # its directory in a generation, and its systemd unit
+    package: str  # the Debian package that installs it
+    live_dir: str  # the Layout property naming its live directory
+    # The file without which a generation does not run it (generation 0 of a host that
+    # had none of it); None: it runs whenever it is installed.
+    config: str | None
+    reloads: bool = True  # False: it has no reload, and is restarted instead
+
+    def directory(self, layout: Layout) -> str:
+        return getattr(layout, self.live_dir)
+
+
+UNITS = (
+    Unit("rspamd", "rspamd", "rspamd_dir", None),
+    Unit("postsrsd", "postsrsd", "postsrsd_dir", "postsrsd.env", reloads=False),
+    Unit("postfix", "postfix", "postfix_dir", "main.cf"),
+    Unit("dovecot", "dovecot-core", "dovecot_dir", "dovecot.conf"),
+)
+NAMES = tuple(unit.name for unit in UNITS)
+BY_NAME = {unit.name: unit for unit in UNITS}
+
+
+def live_dirs(layout: Layout) -> dict[str, str]:
+    return {unit.name: unit.directory(layout) for unit in UNITS}
