@@ -19,6 +19,8 @@ import pytest
 from switchhost import compiled, relocated, tamper, verified
 
 from mailspec.certs import make_certificates
+from mailspec.keys import make_keys
+from mailspec.model import DEFAULT_KEYS
 from mailspec.pipeline import check
 from mailspec.switch.activate import switch
 from mailspec.switch.daemons import Daemons
@@ -120,9 +122,13 @@ def test_a_generation_that_fails_its_health_check_is_rolled_back(host):
     # Dovecot accepts it, and then listens for LMTP where Postfix does not deliver.
     tamper(deploy, "dovecot/dovecot.conf", text.replace(host.layout.lmtp_socket, host.layout.lmtp_socket + "-x"))
     messages = []
+    rspamd = Daemons(host.layout).master_pid("rspamd")
     with pytest.raises(SwitchError, match="failed its health check") as failed:
         switch(Store(host.layout), request, deploy, messages.append)
     assert "LMTP" in failed.value.message and "generation 1 is current again" in failed.value.message
+    # rspamd's files did not change: going back leaves it running, or Postfix would
+    # answer 451 to all mail while it loads its rules again.
+    assert Daemons(host.layout).master_pid("rspamd") == rspamd is not None
     assert host.current() == 1
     assert Store(host.layout).read(2).status == "failed"
     assert host.send("alice@example.com", "after-rollback") == 250
@@ -219,3 +225,23 @@ def test_a_renewed_certificate_makes_both_daemons_reload(host):
     served = ssl.get_server_certificate(("127.0.0.1", host.layout.ports.imaps))
     first = (renewed / "server.crt").read_text().split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n"
     assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(first)
+
+
+def test_a_new_srs_secret_is_installed_and_restarts_postsrsd(host):
+    """postsrsd has no reload: a secret `mailspec keys --force` made anew, which it reads
+    only at start, restarts it; the others reload."""
+    spec = host.write("site")
+    host.mailspec("switch", spec, "--yes")
+    daemons = Daemons(host.layout)
+    before = daemons.master_pid("postsrsd")
+    secret = Path(host.layout.path(DEFAULT_KEYS)) / "srs.secret"
+    installed = Path(host.layout.srs_secret)
+    assert before is not None and installed.read_bytes() == secret.read_bytes()
+    assert (installed.stat().st_mode & 0o777) == 0o600
+    secret.unlink()
+    make_keys(check([spec]).spec, host.layout.path(DEFAULT_KEYS))  # a new secret; the DKIM keys are kept
+    done = host.mailspec("switch", spec, "--yes")
+    assert "  postsrsd: restart" in done.stdout and "  postfix: reload" in done.stdout, done.stdout
+    assert installed.read_bytes() == secret.read_bytes()
+    after = daemons.master_pid("postsrsd")
+    assert after is not None and after != before

@@ -26,6 +26,8 @@ BASE = {"postfix/main.cf": "1", "postfix/master.cf": "2", "postfix/virtual_mailb
     ("dovecot/dovecot.conf", {"dovecot": "reload"}),
     ("dovecot/users", {}),  # Dovecot rereads a changed passwd-file; a reload could end an LMTP save
     ("sieve/mailbox/a.sieve", {}),  # read at delivery
+    ("rspamd/local.d/dkim_signing.conf", {"rspamd": "reload"}),
+    ("postsrsd/postsrsd.env", {"postsrsd": "restart"}),  # it has no reload
 ])
 def test_only_what_changed_is_reloaded_or_restarted(changed, needs):
     assert changes(BASE, dict(BASE, **{changed: "new"})) == needs

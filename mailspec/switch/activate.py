@@ -163,7 +163,7 @@ def _needs(store: Store, current: int | None, deploy: str, outside: dict[str, st
             _settings(deploy):  # master.cf's comments changed (its header names the spec file)
         needs["postfix"] = "reload"
     if store.loaded() not in (None, outside):
-        needs = {daemon: needs.get(daemon, "reload") for daemon in units.NAMES}
+        needs = {unit.name: needs.get(unit.name, unit.reload) for unit in units.UNITS}
     return needs
 
 
@@ -259,7 +259,13 @@ def _move_daemons(store: Store, number: int, previous: int | None, needs: dict[s
     if previous is not None:
         store.mark_failed(number)
         store.flip(previous)
-        back = {daemon: "stop" if daemon in _stopped(store, previous) else "restart" for daemon in units.NAMES}
+        # Back the way they came: each daemon the failed generation touched reloads or
+        # restarts again (one it left stopped is started); the others never loaded it.
+        # Restarting them all made Postfix answer 451 to every message while rspamd
+        # loaded its rules, and refuse connections while it restarted (the fresh VM).
+        off = _stopped(store, previous)
+        back = {daemon: "stop" if daemon in off else needs[daemon] for daemon in units.NAMES
+                if daemon in off or daemon in needs}
         try:
             daemons.apply(back)
             if "postfix" not in _stopped(store, previous):

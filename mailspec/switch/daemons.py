@@ -43,7 +43,7 @@ def changes(old: dict[str, str], new: dict[str, str]) -> dict[str, str]:
         if mine & RESTART_FILES:
             needs[daemon] = "restart"
         elif mine:
-            needs[daemon] = "reload"
+            needs[daemon] = units.BY_NAME[daemon].reload
     return needs
 
 
@@ -79,8 +79,6 @@ class Daemons:
                 continue
             if not running and action != "stop":
                 action = "start"
-            if action == "reload" and not units.BY_NAME[daemon].reloads:
-                action = "restart"
             if action is not None:
                 self._do(daemon, action)
 

@@ -25,6 +25,11 @@ class Unit:
     def directory(self, layout: Layout) -> str:
         return getattr(layout, self.live_dir)
 
+    @property
+    def reload(self) -> str:
+        """What it takes to make it read new files."""
+        return "reload" if self.reloads else "restart"
+
 
 UNITS = (
     Unit("rspamd", "rspamd", "rspamd_dir", None),

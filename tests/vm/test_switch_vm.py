@@ -192,6 +192,7 @@ def test_a_fresh_debian_vm_is_switched_rolled_back_and_survives_kills(fresh):
             host.close()
         switched.set()
         sender.join(timeout=600)
+        assert len(sent) >= 40, f"mail stopped flowing after {len(sent)} messages"  # each one took 250
         assert code == 1 and "generation 3 is current (was 2)" in lines, lines
         assert fresh.current() == "generations/2"
         assert "(failed)" in fresh.mailspec("generations").stdout
