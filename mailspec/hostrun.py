@@ -97,11 +97,9 @@ class HostServer:
     def processes(self) -> set[int]:
         """The pids of this server's daemons (masters and their children)."""
         masters = set()
-        for pid_file in (Path(self.layout.postfix_queue) / "pid" / "master.pid",
-                         Path(self.layout.dovecot_base) / "master.pid", Path(self.layout.rspamd_pid),
-                         Path(self.layout.postsrsd_pid)):
+        for pid_file in self.layout.pid_files.values():
             try:
-                masters.add(int(pid_file.read_text().split()[0]))
+                masters.add(int(Path(pid_file).read_text().split()[0]))
             except (OSError, ValueError, IndexError):
                 pass
         return {pid for pid in masters | _descendants(masters) if alive(pid)}

@@ -63,6 +63,10 @@ class Layout:
     srs_secret = property(lambda self: self.path("/etc/postsrsd.secret"))
     postsrsd_chroot = property(lambda self: self.path("/var/lib/postsrsd"))
     postsrsd_pid = property(lambda self: self.path("/run/postsrsd.pid"))  # relocated only, as rspamd's
+    # Each master's pid file when run relocated (systemd tracks rspamd's and postsrsd's).
+    pid_files = property(lambda self: {"postfix": f"{self.postfix_queue}/pid/master.pid",
+                                       "dovecot": f"{self.dovecot_base}/master.pid",
+                                       "rspamd": self.rspamd_pid, "postsrsd": self.postsrsd_pid})
     daemon_logs = property(lambda self: (self.postfix_log, self.dovecot_log, f"{self.rspamd_log}/rspamd.log"))
 
     def rspamd_variables(self, local_confdir: str | None = None) -> list[str]:

@@ -60,9 +60,7 @@ class Daemons:
                                    capture_output=True, text=True).stdout.strip()
             pid = int(shown) if shown.isdigit() else 0
             return pid if pid and alive(pid) else None
-        path = {"postfix": os.path.join(self.layout.postfix_queue, "pid", "master.pid"),
-                "dovecot": os.path.join(self.layout.dovecot_base, "master.pid"),
-                "rspamd": self.layout.rspamd_pid, "postsrsd": self.layout.postsrsd_pid}[daemon]
+        path = self.layout.pid_files[daemon]
         try:
             with open(path) as handle:
                 pid = int(handle.read().split()[0])
