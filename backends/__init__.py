@@ -45,6 +45,7 @@ REGISTRY = (
     Backend("sieve", "sieve_dir", ("dovecot-sieve", "dovecot-managesieved"), 45, divisible=True),
     Backend("rspamd", "rspamd_dir", ("rspamd",), 2),
     Backend("postsrsd", "postsrsd_dir", ("postsrsd",), 0),
+    Backend("nginx", "nginx_dir", ("nginx",), 0),
     # Only the mysql backend has tables to write; the bench shape uses files.
     # python3-pymysql: switch's agent (mailspec/switch/database.py) writes the rows on the server.
     Backend("sql", None, (), 0, lookup_packages=(("mysql", "mariadb-server"), ("mysql", "mariadb-client"),

@@ -26,8 +26,12 @@ SERVER_DAYS = 397  # what browsers and most clients accept for a leaf certificat
 
 
 def all_mail_names(spec: model.Spec) -> list[str]:
-    """The names clients may use: the hostname, and `mail.` plus each served domain name."""
-    return list(dict.fromkeys([spec.server.hostname, *(f"mail.{n}" for d in spec.domains for n in d.names)]))
+    """The names clients may use: the hostname, `mail.` plus each served domain name, and
+    the names of the web site (autoconfig, autodiscover, mta-sts)."""
+    from mailspec.backends.nginx import web_names
+
+    return list(dict.fromkeys([spec.server.hostname, *(f"mail.{n}" for d in spec.domains for n in d.names),
+                               *web_names(spec)]))
 
 
 def mail_names(spec: model.Spec) -> list[str]:

@@ -27,14 +27,24 @@ def header(spec: model.Spec) -> str:
             "Do not edit: change the spec and compile again.\n")
 
 
+def stamp(path: str, header_line: str) -> str:
+    """The header in the comment syntax of the file's format. The MTA-STS policy (.txt)
+    has none, and is served as it is."""
+    if path.endswith(".txt"):
+        return ""
+    if path.endswith(".xml"):  # no XML declaration, which would have to come first: UTF-8 is the default
+        return f"<!-- {header_line[2:].rstrip().replace('--', '- -')} -->\n"  # "--" may not be in a comment
+    return header_line
+
+
 def emit_backends(spec: model.Spec, backends, layout: Layout = DEFAULT) -> dict[str, str]:
     """The files of `backends`, each stamped with the header."""
-    stamp = header(spec)
+    line = header(spec)
     files: dict[str, str] = {}
     for backend in backends:
         for path, text in backend.emit(spec, layout).items():
             assert path not in files, path
-            files[path] = stamp + text
+            files[path] = stamp(path, line) + text
     return files
 
 

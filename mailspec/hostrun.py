@@ -109,7 +109,7 @@ class HostServer:
         running = self.processes()
         subprocess.run(["postfix", "-c", str(self.postfix_dir), "stop"], capture_output=True)
         subprocess.run(["doveadm", "-c", str(self.dovecot_conf), "stop"], capture_output=True)
-        for pid_file in (self.layout.rspamd_pid, self.layout.postsrsd_pid):
+        for pid_file in (self.layout.rspamd_pid, self.layout.postsrsd_pid, self.layout.nginx_pid):
             try:
                 os.kill(int(Path(pid_file).read_text().split()[0]), 15)
             except (OSError, ValueError, IndexError):

@@ -25,6 +25,8 @@ class Ports:
     srs_forward: int = 10001  # postsrsd's tcp_table(5) lookups: the sender rewriting
     srs_reverse: int = 10002  # and its undoing, for bounces
     srs_reinject: int = 10026  # the loopback smtpd whose cleanup rewrites forwarded mail's sender
+    http: int = 80  # nginx: redirects to HTTPS (and ACME challenges)
+    https: int = 443  # nginx: the MTA-STS policy, autoconfig and autodiscover
 
 
 @attrs.frozen
@@ -63,11 +65,16 @@ class Layout:
     srs_secret = property(lambda self: self.path("/etc/postsrsd.secret"))
     postsrsd_chroot = property(lambda self: self.path("/var/lib/postsrsd"))
     postsrsd_pid = property(lambda self: self.path("/run/postsrsd.pid"))  # relocated only, as rspamd's
+    nginx_dir = property(lambda self: self.path("/etc/nginx"))
+    nginx_pid = property(lambda self: self.path("/run/nginx.pid"))
+    nginx_log = property(lambda self: self.path("/var/log/nginx"))
     # Each master's pid file when run relocated (systemd tracks rspamd's and postsrsd's).
     pid_files = property(lambda self: {"postfix": f"{self.postfix_queue}/pid/master.pid",
                                        "dovecot": f"{self.dovecot_base}/master.pid",
-                                       "rspamd": self.rspamd_pid, "postsrsd": self.postsrsd_pid})
-    daemon_logs = property(lambda self: (self.postfix_log, self.dovecot_log, f"{self.rspamd_log}/rspamd.log"))
+                                       "rspamd": self.rspamd_pid, "postsrsd": self.postsrsd_pid,
+                                       "nginx": self.nginx_pid})
+    daemon_logs = property(lambda self: (self.postfix_log, self.dovecot_log, f"{self.rspamd_log}/rspamd.log",
+                                         f"{self.nginx_log}/error.log"))
 
     def rspamd_variables(self, local_confdir: str | None = None) -> list[str]:
         """rspamd's and rspamadm's --var options for this layout (an unlinked generation's

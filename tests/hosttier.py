@@ -33,6 +33,7 @@ SPEC = """
 server {{
   hostname mail.example.com
   relay_host [127.0.0.1]:9   # nothing listens: outbound mail stays in the queue to inspect
+  mta_sts {{ mode testing; max_age 1 day }}
   {backend}
   filters {{
     reject_sender spam@outside.example, bad.example

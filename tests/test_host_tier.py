@@ -3,14 +3,17 @@ LMTP to Dovecot, Maildir on disk, IMAP out; and the policies the spec declares."
 
 from __future__ import annotations
 
+import hashlib
+import imaplib
 import json
 import re
 import smtplib
 import time
+from xml.etree import ElementTree
 
 import pytest
 from conftest import examples
-from hosttier import PASSWORDS, message
+from hosttier import HOSTNAME, PASSWORDS, message
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -314,3 +317,83 @@ def test_what_we_send_is_dkim_signed(running):
         client.sendmail("alice@example.com", ["dave@example.com"],
                         message("are you there", "alice@example.com", "dave@example.com"))
     assert signed_by(running.wait_for("alice", "Back on Monday."), running) == ("example.com", "mail")
+
+
+def fetch(running, name: str, path: str, method: str = "GET", body: str | None = None, tls: bool = True):
+    """An HTTP(S) request to the server for the site `name` (its SNI and Host, verified
+    against the test CA), over loopback: (status, headers, body)."""
+    import http.client
+    import socket
+
+    port = running.ports.https if tls else running.ports.http
+    if tls:
+        connection = http.client.HTTPSConnection(name, port, timeout=15, context=running.tls())
+    else:
+        connection = http.client.HTTPConnection(name, port, timeout=15)
+    connection._create_connection = lambda address, *rest, **options: socket.create_connection(
+        ("127.0.0.1", port), *rest, **options)
+    try:
+        connection.request(method, path, body=body, headers={"Content-Type": "text/xml"} if body else {})
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read().decode()
+    finally:
+        connection.close()
+
+
+def test_the_mta_sts_policy_is_served_over_https_as_dns_announces_it(running):
+    """RFC 8461: senders fetch https://mta-sts.<domain>/.well-known/mta-sts.txt with a
+    certificate valid for that name; the id in DNS is the hash of what is served."""
+    from mailspec.dns.records import fragments
+
+    for name in ("example.com", "example.net"):
+        status, headers, text = fetch(running, f"mta-sts.{name}", "/.well-known/mta-sts.txt")
+        assert status == 200 and headers["Content-Type"].startswith("text/plain"), (status, headers)
+        fields = dict(line.split(": ", 1) for line in text.splitlines())
+        assert fields == {"version": "STSv1", "mode": "testing", "mx": HOSTNAME, "max_age": "86400"}, text
+    spec = running.server.spec
+    announced = {r.value for f in fragments(spec, running.layout.path(spec.server.keys))
+                 for r in f.records if r.name.startswith("_mta-sts.")}
+    assert announced == {f"v=STSv1; id={hashlib.sha256(text.encode()).hexdigest()[:20]}"}
+
+
+def test_autoconfig_and_autodiscover_lead_a_client_to_a_working_login(running):
+    """Thunderbird's GET and Outlook's POST get the server's name and ports, and those
+    are where alice logs in."""
+    status, _, text = fetch(running, "autoconfig.example.net", "/mail/config-v1.1.xml?emailaddress=alice@example.net")
+    assert status == 200, text
+    provider = ElementTree.fromstring(text).find("emailProvider")
+    assert {d.text for d in provider.findall("domain")} == {"example.com", "example.net"}
+    imap, smtp = provider.find("incomingServer"), provider.find("outgoingServer")
+    assert (imap.get("type"), imap.findtext("socketType"), smtp.findtext("socketType")) == ("imap", "SSL", "SSL")
+    request = ('<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">'
+               "<Request><EMailAddress>alice@example.com</EMailAddress><AcceptableResponseSchema>"
+               "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
+               "</AcceptableResponseSchema></Request></Autodiscover>")
+    status, _, answer = fetch(running, "autodiscover.example.com", "/Autodiscover/Autodiscover.xml", "POST", request)
+    assert status == 200, answer
+    space = "{http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a}"
+    protocols = {p.findtext(f"{space}Type"): p for p in ElementTree.fromstring(answer).iter(f"{space}Protocol")}
+    assert protocols["IMAP"].findtext(f"{space}Port") == imap.findtext("port")
+    assert protocols["SMTP"].findtext(f"{space}Port") == smtp.findtext("port")
+    assert imap.findtext("hostname") == protocols["IMAP"].findtext(f"{space}Server") == HOSTNAME
+    # The advertised ports are the real listeners: log in there with TLS from the first byte.
+    with imaplib.IMAP4_SSL("127.0.0.1", int(imap.findtext("port")), ssl_context=insecure()) as client:
+        client.login("alice@example.com", PASSWORDS["alice"])
+    with smtplib.SMTP_SSL("127.0.0.1", int(smtp.findtext("port")), context=insecure(), timeout=15) as client:
+        client.login("alice@example.com", PASSWORDS["alice"])
+
+
+def insecure():
+    """The name is the server's (verified in `fetch`); here only the port is in question."""
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context
+
+
+def test_plain_http_only_redirects_to_https(running):
+    status, headers, _ = fetch(running, "mta-sts.example.com", "/.well-known/mta-sts.txt", tls=False)
+    assert status == 301 and headers["Location"] == "https://mta-sts.example.com/.well-known/mta-sts.txt"
+    status, _, _ = fetch(running, "autoconfig.example.com", "/etc/passwd")
+    assert status == 404

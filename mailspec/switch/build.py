@@ -176,7 +176,7 @@ def _compile_sieve(dovecot: str) -> list[str]:
 def validate(etc: str, layout: Layout) -> None:
     """What the daemons themselves say about the configuration, before it is used:
     `postfix check`, `postconf -n` (a warning counts as an error), `doveconf -n` and
-    `rspamadm configtest`."""
+    `rspamadm configtest` and `nginx -t`."""
     postfix = os.path.join(etc, "postfix")
     run("postfix", "-c", postfix, "check", what="`postfix check`")
     done = subprocess.run(["postconf", "-c", postfix, "-n"], capture_output=True, text=True)
@@ -186,6 +186,9 @@ def validate(etc: str, layout: Layout) -> None:
     os.makedirs(layout.rspamd_db, exist_ok=True)
     run("rspamadm", *layout.rspamd_variables(os.path.join(etc, "rspamd")), "configtest",
         what="`rspamadm configtest`")
+    from mailspec.switch import nginx  # it runs build's commands
+
+    nginx.validate(etc)
 
 
 def now() -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mailspec.hostrun import alive, greets
 from mailspec.layout import Layout
-from mailspec.switch import build, units
+from mailspec.switch import build, nginx, units
 
 DAEMONS = units.NAMES
 RESTART_FILES = {"postfix/master.cf"}  # a new master.cf needs a restart; other files a reload
@@ -53,6 +53,11 @@ class Daemons:
         self.keep = (lock.fileno(),) if lock is not None else ()  # a job holds the switch lock too
         self.relocated = bool(layout.prefix)
         self.dovecot_conf = os.path.join(layout.dovecot_dir, "dovecot.conf")
+
+    @property
+    def serves_web(self) -> bool:
+        """Whether the current generation has mailspec's site (a spec with domains)."""
+        return os.path.exists(os.path.join(self.layout.nginx_dir, nginx.SITE))
 
     def master_pid(self, daemon: str) -> int | None:
         if daemon in ("rspamd", "postsrsd") and not self.relocated:  # systemd's: in the foreground, no pid file
@@ -97,6 +102,7 @@ class Daemons:
         # settings from the generation's environment file.
         postsrsd = ["sh", "-c", f"set -a && . {self.layout.postsrsd_dir}/postsrsd.env && "
                     f"exec postsrsd -e -D -p {self.layout.postsrsd_pid}"]
+        web = ["nginx", "-e", "stderr", "-c", nginx.relocated_config(self.layout)] if daemon == "nginx" else []
         commands = {
             ("postfix", "start"): [["postfix", "-c", self.layout.postfix_dir, "start"]],
             ("postfix", "reload"): [["postfix", "-c", self.layout.postfix_dir, "reload"]],
@@ -116,6 +122,10 @@ class Daemons:
             ("postsrsd", "start"): [postsrsd],
             ("postsrsd", "stop"): [["kill", str(self.master_pid("postsrsd") or 0)]],
             ("postsrsd", "restart"): [["kill", str(self.master_pid("postsrsd") or 0)], postsrsd],
+            ("nginx", "start"): [web],
+            ("nginx", "reload"): [[*web, "-s", "reload"]],
+            ("nginx", "stop"): [["kill", str(self.master_pid("nginx") or 0)]],
+            ("nginx", "restart"): [["kill", str(self.master_pid("nginx") or 0)], web],
         }[daemon, action]
         # Like a systemd job (job.py): in a session of its own and holding the switch
         # lock, so a mailspec killed between the stop and the start of a restart does not
@@ -156,6 +166,8 @@ class Daemons:
                                    (ports.imap, b"* OK", "IMAP")):
             if not greets(port, banner):
                 problems.append(f"{name} on port {port} does not greet")
+        if self.serves_web and not serves_https(ports.https):
+            problems.append(f"nginx does not answer HTTPS on port {ports.https}")
         if probe is not None and not problems:
             problems += _rcpt_probe(lambda: smtplib.SMTP("127.0.0.1", ports.smtp, timeout=10), "SMTP", probe)
             problems += _rcpt_probe(lambda: smtplib.LMTP(self.layout.lmtp_socket, timeout=10), "LMTP", probe)
@@ -180,6 +192,24 @@ def listens(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def serves_https(port: int) -> bool:
+    """Whether the site answers: the client set-up is there whatever the spec says. Not
+    verified: the certificate may be the snakeoil one."""
+    import http.client
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=context)
+    try:
+        connection.request("GET", "/mail/config-v1.1.xml")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
 
 
 def _python() -> list[str]:

@@ -36,6 +36,8 @@ UNITS = (
     Unit("postsrsd", "postsrsd", "postsrsd_dir", "postsrsd.env", reloads=False),
     Unit("postfix", "postfix", "postfix_dir", "main.cf"),
     Unit("dovecot", "dovecot-core", "dovecot_dir", "dovecot.conf"),
+    # It may serve other sites of the host's: mailspec adds one file to its conf.d/.
+    Unit("nginx", "nginx", "nginx_dir", None),
 )
 NAMES = tuple(unit.name for unit in UNITS)
 BY_NAME = {unit.name: unit for unit in UNITS}
