@@ -46,6 +46,9 @@ REGISTRY = (
     Backend("rspamd", "rspamd_dir", ("rspamd",), 2),
     Backend("postsrsd", "postsrsd_dir", ("postsrsd",), 0),
     Backend("nginx", "nginx_dir", ("nginx",), 0),
+    # certbot is installed where the spec asks for ACME (switch/request.py); the deploy
+    # hook and certbot's settings stay in the generation's deploy/.
+    Backend("acme", None, (), 0),
     # Only the mysql backend has tables to write; the bench shape uses files.
     # python3-pymysql: switch's agent (mailspec/switch/database.py) writes the rows on the server.
     Backend("sql", None, (), 0, lookup_packages=(("mysql", "mariadb-server"), ("mysql", "mariadb-client"),

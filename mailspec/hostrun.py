@@ -77,10 +77,11 @@ class HostServer:
         from mailspec.switch.store import Store, SwitchError
 
         server = self.spec.server
-        for name, target in (("server.crt", server.tls.cert), ("server.key", server.tls.key)):
+        mine = () if server.tls.acme else (("server.crt", server.tls.cert), ("server.key", server.tls.key))
+        for name, target in mine:  # with ACME the switch makes a stand-in, and certbot the certificate
             os.makedirs(os.path.dirname(self.layout.path(target)), exist_ok=True)
             shutil.copyfile(self.tls_dir / name, self.layout.path(target))
-        os.chmod(self.layout.path(server.tls.key), 0o600)
+            os.chmod(self.layout.path(target), 0o600 if name == "server.key" else 0o644)
         from mailspec.keys import make_keys  # the DKIM keys, as `mailspec keys` makes them
 
         make_keys(self.spec, self.layout.path(server.keys))

@@ -173,7 +173,16 @@ TLS = Block("a tls block", model.Tls, (
             'cert "/etc/ssl/mail.pem"'),
     Keyword("key", One(parsers.daemon_path, _PATH), "its private key, PEM; needs `cert`",
             'key "/etc/ssl/private/mail.key"'),
+    Keyword("acme", Nested(), "get the certificate from an ACME CA with certbot, which renews it "
+            "(instead of `cert` and `key`)", "acme { email postmaster@example.com }", block="an acme block"),
 ), 'tls { cert "/etc/ssl/…pem"; key "/etc/ssl/…key" }')
+
+ACME = Block("an acme block", model.Acme, (
+    Keyword("email", Refs("one address", single=True), "where the CA sends its notices, such as a "
+            "certificate about to expire", "email postmaster@example.com"),
+    Keyword("directory", One(parsers.https_url, "an https:// URL"), "the CA's ACME directory "
+            "(default: certbot's, Let's Encrypt)", 'directory "https://acme.example.net/directory"'),
+), "acme { email postmaster@example.com }")
 
 MTA_STS = Block("an mta_sts block", model.MtaSts, (
     Keyword("mode", One(parsers.sts_mode, "enforce, testing or none"), "what senders do when TLS "
@@ -300,7 +309,7 @@ LIST = Block("a list block", model.MailingList, (
     Keyword("require_auth", Flag(), "posters must log in", "require_auth"),
 ), "list team { members alice, bob }", required=("members",))
 
-BLOCKS = {b.name: b for b in (TOP, SERVER, TLS, MTA_STS, VMAIL, MYSQL, FILTERS, DOMAIN, LIMITS, DKIM,
+BLOCKS = {b.name: b for b in (TOP, SERVER, TLS, ACME, MTA_STS, VMAIL, MYSQL, FILTERS, DOMAIN, LIMITS, DKIM,
                               DMARC, MAILBOX, AUTO_REPLY, LIST)}
 
 

@@ -68,6 +68,13 @@ class Layout:
     nginx_dir = property(lambda self: self.path("/etc/nginx"))
     nginx_pid = property(lambda self: self.path("/run/nginx.pid"))
     nginx_log = property(lambda self: self.path("/var/log/nginx"))
+    nginx_main = property(lambda self: self.path("/run/nginx-mailspec.conf"))  # relocated only: see switch/nginx.py
+    letsencrypt_dir = property(lambda self: self.path("/etc/letsencrypt"))
+    acme_lineage = property(lambda self: f"{self.letsencrypt_dir}/live/mailspec")  # certbot's --cert-name
+    state_dir = property(lambda self: self.path("/var/lib/mailspec"))  # the switch's generations
+    acme_webroot = property(lambda self: self.path("/var/lib/mailspec/acme"))  # certbot's challenges, nginx serves
+    # The switch writes it: how this host makes the daemons read a new certificate.
+    tls_reload = property(lambda self: f"{self.state_dir}/reload-tls")
     # Each master's pid file when run relocated (systemd tracks rspamd's and postsrsd's).
     pid_files = property(lambda self: {"postfix": f"{self.postfix_queue}/pid/master.pid",
                                        "dovecot": f"{self.dovecot_base}/master.pid",

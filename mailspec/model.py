@@ -20,6 +20,10 @@ DEFAULT_MAIL_LOCATION = "maildir:/var/mail/vhosts/%d/%n"
 DEFAULT_TLS_CERT = "/etc/ssl/certs/ssl-cert-snakeoil.pem"
 DEFAULT_TLS_KEY = "/etc/ssl/private/ssl-cert-snakeoil.key"
 DEFAULT_KEYS = "/var/lib/mailspec/keys"
+# With `tls { acme … }`: the copy of certbot's certificate that the daemons read, which
+# the switch keeps (a self-signed stand-in until the CA has issued it).
+ACME_CERT = "/var/lib/mailspec/tls/fullchain.pem"
+ACME_KEY = "/var/lib/mailspec/tls/privkey.pem"
 DEFAULT_SELECTOR = "mail"
 
 
@@ -68,9 +72,19 @@ class Backend:
 
 
 @attrs.frozen
+class Acme:
+    """The certificate comes from an ACME CA through certbot, whose timer renews it."""
+
+    email: Ref | None = None  # where the CA sends its notices (a certificate about to expire)
+    directory: str | None = None  # the CA's directory URL; None: certbot's own default
+    span: Span | None = _span()
+
+
+@attrs.frozen
 class Tls:
     cert: str = DEFAULT_TLS_CERT
     key: str = DEFAULT_TLS_KEY
+    acme: Acme | None = None
 
 
 @attrs.frozen

@@ -156,9 +156,10 @@ def running(request, mariadb):
 
 
 @contextlib.contextmanager
-def serve(spec_text, backend_kind: str, mariadb, name: str = "host_tier"):
+def serve(spec_text, backend_kind: str, mariadb, name: str = "host_tier", ports: Ports | None = None):
     """The spec `spec_text(backend statement)` compiled relocated, installed and run by
-    the real daemons on loopback; stopped after, with no fatal line in their logs."""
+    the real daemons on loopback (on `ports`, else free ones); stopped after, with no
+    fatal line in their logs."""
     need_root()
     for tool in ("postfix", "dovecot", "doveadm", "sievec", "postmap"):
         need_tool(tool)
@@ -169,7 +170,7 @@ def serve(spec_text, backend_kind: str, mariadb, name: str = "host_tier"):
     spec_path = prefix / "site.mailspec"
     spec_path.write_text(spec_text(backend))
     spec = check([str(spec_path)]).spec
-    layout = free_layout(str(prefix))
+    layout = Layout(str(prefix), ports) if ports else free_layout(str(prefix))
     deploy = prefix / "deploy"
     compiled = check_and_write(load_and_lower([str(spec_path)]), str(deploy), layout)
     assert compiled.ok, [f"{d.code} {d.message}" for d in compiled.diagnostics]

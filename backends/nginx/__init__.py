@@ -38,7 +38,8 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
         SITE: render(__name__, "mailspec.conf.j2", names=" ".join(web_names(spec)), http=ports.http,
                      https=ports.https, ipv6=any(ipaddress.ip_address(a).version == 6 for a in server.addresses),
                      cert=layout.path(server.tls.cert), key=layout.path(server.tls.key), root=root,
-                     policy=server.mta_sts is not None, acme=False, acme_webroot=None),
+                     policy=server.mta_sts is not None, acme=server.tls.acme is not None,
+                     acme_webroot=layout.acme_webroot),
         "nginx/mailspec/config-v1.1.xml": render(
             __name__, "config-v1.1.xml.j2", id=spec.domains[0].name, hostname=server.hostname,
             domains=[n for d in spec.domains for n in d.names], imaps=ports.imaps, submissions=ports.submissions),

@@ -131,6 +131,13 @@ def key_without_cert(span: Span) -> Diagnostic:
                                               'cert "/etc/ssl/certs/mail.pem"')
 
 
+def acme_with_files(span: Span, name: str, acme: Span) -> Diagnostic:
+    return Diagnostic.error("E0318", f"the tls block has both `acme` and `{name}`", span,
+                            "not with `acme`", secondary=[(acme, "the certificate comes from ACME")],
+                            help=f"leave `{name}` out: certbot's certificate is installed where the "
+                                 "daemons read it; or drop `acme` and keep your own files")
+
+
 def weak_hash(span: Span, scheme: str, weakness: str) -> Diagnostic:
     return Diagnostic.warning("W0317", f"this {scheme} hash is cheap to crack: {weakness}", span,
                               "a weak hash", help=f"hash the password again with `doveadm pw -s {scheme}`, "

@@ -300,9 +300,16 @@ class Lowerer:
 
     def tls(self, entry: Entry, domain: None) -> model.Tls | None:
         found = self.nested(entry, language.TLS, None)
-        if found is not None and any(isinstance(n, Entry) and n.key == "key" for n in entry.body) and \
-                not any(isinstance(n, Entry) and n.key == "cert" for n in entry.body):
+        written = {n.key: n for n in entry.body or () if isinstance(n, Entry)}
+        if found is None:
+            return None
+        if found.acme is None and "key" in written and "cert" not in written:
             self.error(errors.key_without_cert(entry.span))
+        if found.acme is not None:
+            for name in ("cert", "key"):
+                if name in written:
+                    self.error(errors.acme_with_files(written[name].span, name, found.acme.span))
+            return attrs.evolve(found, cert=model.ACME_CERT, key=model.ACME_KEY)
         return found
 
     def backend(self, entry: Entry, domain: None) -> model.Backend | None:

@@ -112,6 +112,14 @@ def selector(text: str) -> str:
 
 
 _DNS_NAME = re.compile(r"(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]")
+_HTTPS_URL = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/%-]*)?")
+
+
+def https_url(text: str) -> str:
+    """A URL certbot is given as it is: https, and nothing an ini file would split."""
+    if not _HTTPS_URL.fullmatch(text):
+        raise values.Invalid(f"`{text}` is not an https:// URL", 'write it like "https://acme.example.net/directory"')
+    return text
 
 
 def dns_name(text: str) -> str:

@@ -19,7 +19,7 @@ import attrs
 from mailspec.backends.sql.rows import COLUMNS
 from mailspec.layout import Layout
 from mailspec.paths import write_with_mode
-from mailspec.switch import build, database, packages, units
+from mailspec.switch import acme, build, database, packages, units
 from mailspec.switch.daemons import Daemons, changes
 from mailspec.switch.request import Request
 from mailspec.switch.store import Generation, Store, SwitchError
@@ -97,6 +97,9 @@ def plan(store: Store, request: Request, deploy: str) -> Plan:
 def switch(store: Store, request: Request, deploy: str, echo: Echo) -> int:
     """Make the compiled `deploy` the current generation; its number. SwitchError if it
     cannot; the server then stays on the generation it had."""
+    certbot = acme.settings(deploy)
+    if certbot is not None and acme.stand_in(request.tls_cert, request.tls_key):
+        echo(f"made a self-signed stand-in at {request.tls_cert} until the ACME CA issues the certificate")
     _key_material(request)
     with store.lock():
         keys = _digests(request.tls_cert, request.tls_key)
@@ -122,7 +125,21 @@ def switch(store: Store, request: Request, deploy: str, echo: Echo) -> int:
                               "free space or fix the permissions under /var/lib/mailspec, then switch again") from None
         _activate(store, number, previous, _needs(store, previous, deploy, outside_digests(request)), echo,
                   outside_digests(request))
+        if certbot is not None:
+            _certificate(store, number, request, echo)
         return number
+
+
+def _certificate(store: Store, number: int, request: Request, echo: Echo) -> None:
+    """certbot, now that generation `number` serves its challenges; its hook reloads the
+    daemons with the new certificate."""
+    try:
+        changed = acme.obtain(os.path.join(store.path(number), "deploy"), request.layout, request.tls_cert)
+    except SwitchError as error:
+        raise SwitchError(f"generation {number} is current, but {error.message}", error.help) from None
+    if changed:
+        echo("the certificate from the ACME CA is installed, and the daemons have read it")
+    store.set_loaded(outside_digests(request))
 
 
 def rollback(store: Store, number: int | None, echo: Echo) -> int:

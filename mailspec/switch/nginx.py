@@ -30,7 +30,7 @@ def main_config(site: str, pid: str | None, logs: str | None) -> str:
 
 def relocated_config(layout: Layout) -> str:
     """Where a relocated nginx's main configuration is written (by each start)."""
-    path = os.path.join(os.path.dirname(layout.nginx_pid), "nginx-mailspec.conf")
+    path = layout.nginx_main
     os.makedirs(layout.nginx_log, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         # Only mailspec's site is there; a glob, as a spec without domains has none.

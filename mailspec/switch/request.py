@@ -25,7 +25,7 @@ class Request:
     vmail_uid: int
     vmail_gid: int
     mail_root: str  # the directory every Maildir is under (made, never emptied)
-    tls_cert: str  # key material the server must already have: a switch never makes it
+    tls_cert: str  # key material the server must already have (with ACME: a stand-in until certbot has it)
     tls_key: str
     mysql_option_file: str | None  # the password for the mysql tables, read on the server
     packages: tuple[str, ...]  # the Debian packages the deploy needs
@@ -72,7 +72,10 @@ def from_spec(spec: model.Spec, layout: Layout) -> Request:
     server = spec.server
     mysql = server.backend.kind is model.BackendKind.MYSQL
     lookups = server.backend.kind.value
-    packages = sorted({package for backend in REGISTRY for package in backend.needs(lookups)})
+    packages = {package for backend in REGISTRY for package in backend.needs(lookups)}
+    if server.tls.acme is not None:
+        packages.add("certbot")
+    packages = sorted(packages)
     return Request(
         spec=spec.name, vmail_user=server.vmail.user, vmail_uid=server.vmail.uid, vmail_gid=server.vmail.gid,
         mail_root=home_template(spec, layout).split("%")[0].rstrip("/"),

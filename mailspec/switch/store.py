@@ -18,7 +18,6 @@ import attrs
 
 from mailspec.layout import Layout
 
-STATE_DIR = "/var/lib/mailspec"
 META = "meta.json"
 
 
@@ -45,7 +44,7 @@ class Generation:
 class Store:
     def __init__(self, layout: Layout):
         self.layout = layout
-        self.root = layout.path(STATE_DIR)
+        self.root = layout.state_dir
         self.generations_dir = os.path.join(self.root, "generations")
         self.current_link = os.path.join(self.root, "current")
         self.activating_note = os.path.join(self.root, "activating")
