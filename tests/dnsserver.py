@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -13,20 +12,6 @@ import dns.resolver
 from needs import need_root, need_tool
 
 from mailspec.hostrun import free_ports
-
-ZONE_MARK = re.compile(r"^; ---- zone (\S+)\n", re.M)
-
-
-def split_zones(printed: str) -> dict[str, str]:
-    """`mailspec dns` output -> {origin: that zone's part of it}."""
-    parts = ZONE_MARK.split(printed)[1:]
-    return dict(zip(parts[0::2], parts[1::2], strict=True))
-
-
-def zone_file(origin: str, body: str) -> str:
-    """A whole zone: the apex records a DNS host adds, then `body` as printed."""
-    return (f"$ORIGIN {origin}\n$TTL 3600\n@ IN SOA ns.{origin} hostmaster.{origin} 1 3600 600 86400 300\n"
-            f"@ IN NS ns.{origin}\nns IN A 127.0.0.1\n{body}")
 
 
 class Nsd:

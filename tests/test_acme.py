@@ -14,11 +14,12 @@ import time
 import attrs
 import pytest
 from cryptography import x509
-from dnsserver import Nsd, zone_file
+from dnsserver import Nsd
 from hosttier import hashed, serve
 from needs import need_tool
 from pebble import Pebble
 
+from mailspec.dns.zone import standalone
 from mailspec.hostrun import free_ports
 from mailspec.layout import Ports
 
@@ -41,7 +42,7 @@ def acme(tmp_path_factory):
     base = tmp_path_factory.mktemp("acme")
     ports = Ports(*free_ports(len(attrs.fields(Ports))))
     body = "".join(f"{name.removesuffix('.example.com')} IN A 127.0.0.1\n" for name in sorted(NAMES))
-    nsd = Nsd(base / "dns", {"example.com.": zone_file("example.com.", body)})
+    nsd = Nsd(base / "dns", {"example.com.": standalone("example.com.", body)})
     pebble = Pebble(base / "pebble", nsd.address, ports.http)
     os.environ["REQUESTS_CA_BUNDLE"] = pebble.listener_ca  # certbot's client trusts pebble's listener
     try:

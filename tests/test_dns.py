@@ -14,13 +14,14 @@ import sys
 import dkim
 import pytest
 from conftest import examples
-from dnsserver import Nsd, split_zones, zone_file
+from dnsserver import Nsd
 from hypothesis import HealthCheck, given, settings
 from needs import need_tool
 from specgen import SPECS, render
 
 from mailspec.backends import rspamd
 from mailspec.dns import records
+from mailspec.dns.zone import split_zones, standalone
 from mailspec.keys import make_keys
 from mailspec.layout import Layout
 from mailspec.pipeline import check
@@ -90,7 +91,7 @@ def test_every_zone_loads_in_the_real_zone_checker(site, tmp_path):
     assert sorted(zones) == ["example.com.", "example.net.", "example.org."]
     for origin, body in zones.items():
         path = tmp_path / f"{origin}zone"
-        path.write_text(zone_file(origin, body))
+        path.write_text(standalone(origin, body))
         done = subprocess.run([checkzone, origin, str(path)], capture_output=True, text=True)
         assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
 
@@ -124,7 +125,7 @@ def test_each_dkim_record_holds_its_private_keys_public_half(site, tmp_path):
 def test_dns_check_against_nsd_finds_all_then_exactly_the_removed_record(site, tmp_path):
     spec, keys = site
     printed = mailspec("dns", str(spec), "--keys", str(keys)).stdout
-    zones = {origin: zone_file(origin, body) for origin, body in split_zones(printed).items()}
+    zones = {origin: standalone(origin, body) for origin, body in split_zones(printed).items()}
     reverse = ("$ORIGIN 100.51.198.in-addr.arpa.\n$TTL 3600\n@ IN SOA ns.example.com. h.example.com. 1 3600 600 "
                "86400 300\n@ IN NS ns.example.com.\n7 IN PTR mail.example.com.\n")
     pointer = ipaddress.ip_address("2001:db8:7::25").reverse_pointer + "."

@@ -16,10 +16,11 @@ from pathlib import Path
 import dkim
 import dns.resolver
 import pytest
-from dnsserver import Nsd, split_zones, zone_file
+from dnsserver import Nsd
 from needs import need_tool
 from rspamd_server import Rspamd
 
+from mailspec.dns.zone import split_zones, standalone
 from mailspec.hostrun import free_ports
 
 HASH = "{BLF-CRYPT}$2b$12$kzG3XsKKk69ThdbfVMwX1eMWZHKJwDAyAU8QZJ9F/TLmMkWvtFQ1."
@@ -70,7 +71,7 @@ def site():
     keys = prefix / "var/lib/mailspec/keys"
     mailspec("keys", str(spec), "--out", str(keys))
     zones = split_zones(mailspec("dns", str(spec), "--keys", str(keys)).stdout)
-    nsd = Nsd(work / "nsd", {origin: zone_file(origin, body) for origin, body in zones.items()})
+    nsd = Nsd(work / "nsd", {origin: standalone(origin, body) for origin, body in zones.items()})
     for path in (work, *(p for p in keys.parents if p.is_relative_to(work))):
         path.chmod(0o755)
     shutil.chown(keys / "dkim", "_rspamd")

@@ -2,8 +2,8 @@
 
 The VM runs the production tree unrelocated: every file goes to the path it was
 compiled for. Mailbox passwords are replaced by random test passwords (kept in memory,
-hashed with bcrypt into the test deploy) so the scenarios can log in; nothing else in
-the spec changes.
+hashed with bcrypt into the test deploy) so the scenarios can log in, and the server's
+public address is its address on the VM LAN; nothing else in the spec changes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from mailspec.pipeline import Result, check_and_write, load_and_lower
 from mailspec.switch.request import write_bundle
 from mailspec.vmtests import log
 from mailspec.vmtests.machine import Machine, MachineError
+from mailspec.vmtests.network import SERVER_ADDRESS
 
 POSTFIX_LOG_PROBLEMS = ("warning:", "error:", "fatal:", "panic:")
 DOVECOT_LOG_PROBLEMS = ("Warning:", "Error:", "Fatal:", "Panic:")
@@ -69,6 +70,12 @@ class Compiled:
         return self.deploy.parent
 
 
+def for_the_lan(spec: model.Spec) -> model.Spec:
+    """The spec as the VMs run it: the server's public address is its LAN address, which
+    the printed zones (network.lan_zones) then name."""
+    return attrs.evolve(spec, server=attrs.evolve(spec.server, addresses=(SERVER_ADDRESS,)))
+
+
 def with_test_passwords(spec: model.Spec) -> tuple[model.Spec, dict[str, str]]:
     passwords: dict[str, str] = {}
     domains = []
@@ -91,7 +98,7 @@ def compile_for_vm(roots: list[str], workdir: Path) -> Compiled:
 def _compiled(lowered: Result, workdir: Path) -> Compiled:
     passwords: dict[str, str] = {}
     if lowered.spec is not None:
-        spec, passwords = with_test_passwords(lowered.spec)
+        spec, passwords = with_test_passwords(for_the_lan(lowered.spec))
         lowered = attrs.evolve(lowered, spec=spec)
     deploy = workdir / "bundle" / "deploy"
     result = check_and_write(lowered, str(deploy))

@@ -158,16 +158,17 @@ class Site:
         return log.retry(found, timeout, f"`{subject}` for {address} at the outside MTA", 0.5)
 
 
-def open_site(driver: Driver, compiled: Compiled, with_outside: bool = False, restart: bool = False) -> Site:
-    """Start the server (and the outside MTA) with the deploy installed: restored from the
-    driver's snapshot of it, or installed now (always for `restart`, which tests the
-    daemons' full restart)."""
+def open_site(driver: Driver, compiled: Compiled, with_outside: bool = False, restart: bool = False,
+              checking: bool = False) -> Site:
+    """Start the server (and the outside MTA, `checking` what it receives) with the
+    deploy installed: restored from the driver's snapshot of it, or installed now (always
+    for `restart`, which tests the daemons' full restart)."""
     with log.step("open the site" + (" with the outside MTA" if with_outside else "")):
         installed = None if restart else driver.installed_snapshot(compiled)
         if with_outside:
             server, outside = driver.lan_pair(("server", network.SERVER_ADDRESS),
                                               ("outside", network.OUTSIDE_ADDRESS), installed)
-            network.setup_outside(outside, compiled.spec)
+            network.setup_outside(outside, compiled.spec, str(compiled.keys), checking)
             network.use_lan_dns(server)
         else:
             server, outside = driver.machine("server", network.SERVER_ADDRESS, snapshot=installed), None

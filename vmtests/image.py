@@ -32,7 +32,8 @@ BASE_PACKAGES = (
     "python3",  # runs the in-guest SMTP probe of the relay matrix, and switch's agent
 )
 MAIL_PACKAGES = tuple(package for backend in REGISTRY for package in backend.all_packages)
-PACKAGES = (*BASE_PACKAGES, *MAIL_PACKAGES)
+OUTSIDE_PACKAGES = ("nsd",)  # the outside machine serves the zones `mailspec dns` prints
+PACKAGES = (*BASE_PACKAGES, *MAIL_PACKAGES, *OUTSIDE_PACKAGES)
 # The fresh image (a Debian host before its first switch) has no mail packages, and the
 # VMs no package network: it carries the mail stack's .debs as a local apt repository,
 # which is then its only apt source.
@@ -49,7 +50,7 @@ MASKED = (
 )
 # Started on demand (by the mysql scenarios, and by the switch: rspamd's first start
 # loads its rules for minutes under TCG); boots and restores faster without them.
-DISABLED = ("mariadb.service", "rspamd.service")
+DISABLED = ("mariadb.service", "rspamd.service", "nsd.service")  # nsd: the outside runs its own
 RESOLVER_UNIT = "mailspec-resolver.service"
 UPSTREAM_DNS = "etc/mailspec-upstream-dns.conf"  # dnsmasq re-reads it when it changes
 # Files written into the root filesystem after mmdebstrap; part of the recipe hash.

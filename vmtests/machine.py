@@ -23,6 +23,8 @@ from mailspec.vmtests.log import retry
 # Guest ports reachable from the host through user-mode forwarding.
 GUEST_PORTS = {"ssh": 22, "smtp": 25, "submissions": 465, "submission": 587, "imap": 143, "imaps": 993,
                "sieve": 4190}
+# UDP: the outside machine's nsd, which `mailspec dns --check` asks from the host.
+GUEST_UDP_PORTS = {"dns": 5300}
 BOOT_TIMEOUT = 180  # TCG on a busy 2-core host
 RESTORE_TIMEOUT = 60
 
@@ -46,6 +48,7 @@ class Machine:
         self.lan = lan or tuple(qemu.free_ports(2, socket.SOCK_DGRAM))
         self.lan_address, self.lan_mac = lan_address, lan_mac
         self.forwards: dict[int, int] = {}
+        self.udp_forwards: dict[int, int] = {}
         self.process: subprocess.Popen | None = None
         self.qmp: QEMUMonitorProtocol | None = None
         self.ssh: paramiko.SSHClient | None = None
@@ -76,6 +79,8 @@ class Machine:
         QEMU binding it; QEMU then exits at once, and new ports are chosen."""
         for attempt in range(attempts):
             self.forwards = dict(zip(GUEST_PORTS.values(), qemu.free_ports(len(GUEST_PORTS)), strict=True))
+            self.udp_forwards = dict(zip(GUEST_UDP_PORTS.values(),
+                                         qemu.free_ports(len(GUEST_UDP_PORTS), socket.SOCK_DGRAM), strict=True))
             try:
                 self._launch_once(incoming)
                 return
@@ -92,7 +97,7 @@ class Machine:
         else:
             qemu.overlay(self.golden / "disk.qcow2", self.disk, "qcow2")
         command = qemu.command_line(self.image, self.accelerator, self.disk, self.qmp_path, self.console,
-                                    self.forwards, self.lan, incoming)
+                                    self.forwards, self.udp_forwards, self.lan, incoming)
         with open(self.workdir / "qemu.log", "wb") as output:
             self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output,
                                             stderr=subprocess.STDOUT, start_new_session=True)

@@ -2,23 +2,31 @@
 
 Every machine has a second NIC on a point-to-point QEMU datagram link (two UDP sockets on
 the host's loopback). On that LAN the mailspec server and a plain Postfix "outside" MTA
-find each other through MX records: dnsmasq on the outside machine serves a zone made
-from the spec (MX of every served domain -> the server's hostname -> its LAN address;
-MX of every external domain the spec names -> the outside MTA).
+find each other through MX records. The outside machine is the internet's DNS: nsd
+serves exactly the zones `mailspec dns` prints for the site (whose public address is its
+LAN address in the VMs) and the LAN's reverse zone, and dnsmasq answers for the outside
+world (MX of every external domain the spec names -> the outside MTA) and forwards the
+rest to nsd.
 """
 
 from __future__ import annotations
 
+import ipaddress
+
 from mailspec import model
+from mailspec.dns.records import fragments
+from mailspec.dns.zone import split_zones, standalone, zone_text
 from mailspec.vmtests import log
 from mailspec.vmtests.image import UPSTREAM_DNS
-from mailspec.vmtests.machine import Machine
+from mailspec.vmtests.machine import GUEST_UDP_PORTS, Machine
 
 SERVER_ADDRESS = "192.168.50.10"
 OUTSIDE_ADDRESS = "192.168.50.20"
 OUTSIDE_DOMAIN = "outside.test"
 OUTSIDE_HOSTNAME = "mx.outside.test"
 OUTSIDE_MAIL_ROOT = "/var/mail/outside"
+NSD_PORT = GUEST_UDP_PORTS["dns"]  # on loopback for dnsmasq, and on the uplink for the host
+NSD_DIR = "/etc/mailspec-nsd"
 
 
 def served_domains(spec: model.Spec) -> list[str]:
@@ -35,15 +43,37 @@ def external_domains(spec: model.Spec) -> list[str]:
     return sorted({ref.address.domain for ref in refs if ref.address.domain not in served} | {OUTSIDE_DOMAIN})
 
 
-def dns_zone(spec: model.Spec) -> str:
-    """dnsmasq configuration: authoritative for these names only, nothing forwarded."""
+def lan_zones(spec: model.Spec, keys: str) -> dict[str, str]:
+    """{origin: zone file} for nsd: each zone as `mailspec dns` prints it, and the reverse
+    zone with the server's PTR."""
+    printed = zone_text(fragments(spec, keys), spec.name)
+    zones = {origin: standalone(origin, body, OUTSIDE_ADDRESS) for origin, body in split_zones(printed).items()}
+    pointer = ipaddress.ip_address(SERVER_ADDRESS).reverse_pointer
+    reverse = pointer.split(".", 1)[1] + "."
+    zones[reverse] = standalone(reverse, f"{pointer}. IN PTR {spec.server.hostname}.\n", OUTSIDE_ADDRESS)
+    return zones
+
+
+def nsd_config(zones: dict[str, str]) -> str:
+    listeners = "".join(f"  ip-address: {address}@{NSD_PORT}\n" for address in ("127.0.0.1", "10.0.2.15"))
+    files = "".join(f"  {key}: \"{NSD_DIR}/{name}\"\n" for key, name in (
+        ("pidfile", "nsd.pid"), ("xfrdfile", "xfrd.state"), ("zonelistfile", "zone.list"), ("logfile", "nsd.log")))
+    return (f"server:\n{listeners}  zonesdir: \"{NSD_DIR}\"\n  database: \"\"\n  username: \"\"\n"
+            f"  chroot: \"\"\n  xfrdir: \"{NSD_DIR}\"\n{files}  verbosity: 1\n"
+            "remote-control:\n  control-enable: no\n"
+            + "".join(f"zone:\n  name: \"{origin}\"\n  zonefile: \"{origin}zone\"\n" for origin in zones))
+
+
+def dns_forwarder(spec: model.Spec, zones: dict[str, str], extra: tuple[str, ...] = ()) -> str:
+    """dnsmasq configuration: the outside world's names, nsd's zones forwarded to it,
+    and nothing else (NXDOMAIN at once)."""
     lines = [f"listen-address={OUTSIDE_ADDRESS}", "bind-interfaces", "no-resolv", "no-hosts",
              "local=/#/", "user=nobody", "group=nogroup",
-             f"host-record={spec.server.hostname},{SERVER_ADDRESS}",
-             f"host-record={OUTSIDE_HOSTNAME},{OUTSIDE_ADDRESS}"]
-    lines += [f"mx-host={name},{spec.server.hostname},10" for name in served_domains(spec)]
+             f"host-record={OUTSIDE_HOSTNAME},{OUTSIDE_ADDRESS}",
+             f'txt-record={OUTSIDE_DOMAIN},"v=spf1 ip4:{OUTSIDE_ADDRESS} -all"']
     lines += [f"mx-host={name},{OUTSIDE_HOSTNAME},10" for name in external_domains(spec)]
-    return "\n".join(lines) + "\n"
+    lines += [f"server=/{origin.rstrip('.')}/127.0.0.1#{NSD_PORT}" for origin in zones]
+    return "\n".join([*lines, *extra]) + "\n"
 
 
 def outside_main_cf(spec: model.Spec) -> str:
@@ -70,18 +100,30 @@ def use_lan_dns(machine: Machine) -> None:
     machine.succeed(f"echo 'nameserver {OUTSIDE_ADDRESS}' > /{UPSTREAM_DNS}")
 
 
-def setup_outside(outside: Machine, spec: model.Spec) -> None:
-    with log.step(f"{outside.name}: DNS for the LAN and a plain outside MTA"):
-        outside.write_file("/etc/mailspec-dns.conf", dns_zone(spec))
+def setup_outside(outside: Machine, spec: model.Spec, keys: str, checking: bool = False) -> None:
+    """DNS and the outside MTA; `checking`: with rspamd, which checks what it receives
+    and signs what it sends (vmtests.verifier)."""
+    from mailspec.vmtests import verifier
+
+    with log.step(f"{outside.name}: the LAN's DNS (nsd with the printed zones) and a plain outside MTA"):
+        zones = lan_zones(spec, keys)
+        published = verifier.prepare(outside, OUTSIDE_DOMAIN) if checking else ()
+        for origin, text in zones.items():
+            outside.write_file(f"{NSD_DIR}/{origin}zone", text)
+        outside.write_file(f"{NSD_DIR}/nsd.conf", nsd_config(zones))
+        outside.write_file("/etc/mailspec-dns.conf", dns_forwarder(spec, zones, published))
         outside.write_file("/etc/postfix/main.cf", outside_main_cf(spec))
         outside.write_file("/etc/postfix/outside_mailboxes", "/^/ all/\n")  # no $n here: virtual(8) forbids it
         outside.succeed("; ".join([
-            "set -e", "dnsmasq --conf-file=/etc/mailspec-dns.conf",
+            "set -e", f"nsd -c {NSD_DIR}/nsd.conf", "dnsmasq --conf-file=/etc/mailspec-dns.conf",
             f"echo 'nameserver {OUTSIDE_ADDRESS}' > /{UPSTREAM_DNS}",
             f"mkdir -p {OUTSIDE_MAIL_ROOT}", f"chown 8:8 {OUTSIDE_MAIL_ROOT}",
             "postconf -F '*/*/chroot = n'", "rm -rf /var/spool/postfix/etc", ": > /var/log/postfix.log",
             "systemctl restart postfix"]))
+        outside.wait_until_succeeds(f"getent hosts {spec.server.hostname}", 30)
         outside.wait_for_open_port(25, b"220 ")
+    if checking:
+        verifier.start(outside)
 
 
 def outside_messages(outside: Machine, address: str) -> list[str]:

@@ -53,11 +53,11 @@ def vm_compile(tmp_path_factory):
 
 @pytest.fixture
 def vm_site(vm_driver, vm_compile, request):
-    """open(roots, outside=False, restart=False) -> a Site; released after the test."""
-    def open_spec(roots: list[str], outside: bool = False, restart: bool = False):
+    """open(roots, outside=False, restart=False, checking=False) -> a Site; released after the test."""
+    def open_spec(roots: list[str], outside: bool = False, restart: bool = False, checking: bool = False):
         compiled = vm_compile(roots)
         request.node.vm_machines = vm_driver.machines
-        return open_site(vm_driver, compiled, outside, restart)
+        return open_site(vm_driver, compiled, outside, restart, checking)
     yield open_spec
     vm_driver.release_all()
 

@@ -78,13 +78,15 @@ def _kvm_boots(image: Image, timeout: float = 20) -> bool:
 
 
 def command_line(image: Image, accelerator: str, disk: Path, qmp: Path, console: Path,
-                 forwards: dict[int, int], lan: tuple[int, int], incoming: Path | None) -> list[str]:
+                 forwards: dict[int, int], udp_forwards: dict[int, int], lan: tuple[int, int],
+                 incoming: Path | None) -> list[str]:
     """The whole command line. The devices must not change between saving a snapshot and
     restoring it; only the backends (disk file, ports, console file) may."""
     if shutil.which(QEMU) is None:
         raise QemuError(f"`{QEMU}` is not installed: apt-get install qemu-system-x86 qemu-utils")
     uplink = ",".join(["user", "id=uplink", "net=10.0.2.0/24"]
-                      + [f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for guest, host in sorted(forwards.items())])
+                      + [f"hostfwd=tcp:127.0.0.1:{host}-:{guest}" for guest, host in sorted(forwards.items())]
+                      + [f"hostfwd=udp:127.0.0.1:{host}-:{guest}" for guest, host in sorted(udp_forwards.items())])
     local, remote = lan
     lan_backend = (f"dgram,id=lan,local.type=inet,local.host=127.0.0.1,local.port={local},"
                    f"remote.type=inet,remote.host=127.0.0.1,remote.port={remote}")

@@ -40,7 +40,8 @@ def run_one(driver: Driver, compiled: Compiled, scenario: Scenario) -> Outcome:
     started = time.monotonic()
     site = None
     try:
-        site = open_site(driver, compiled, with_outside=scenario.outside, restart=scenario.restart)
+        site = open_site(driver, compiled, with_outside=scenario.outside, restart=scenario.restart,
+                         checking=scenario.checking)
         run(site, scenario)
         return Outcome(scenario.name, "pass", time.monotonic() - started)
     except FAILURES as problem:

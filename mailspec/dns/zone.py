@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 
 from mailspec.dns.records import TTL, Fragment, Record
 
 MAX_STRING = 255  # one <character-string> (RFC 1035 3.3)
+ZONE_MARK = re.compile(r"^; ---- zone (\S+)\n", re.M)
 
 
 def quoted(text: str) -> str:
@@ -36,3 +38,16 @@ def zone_json(fragments: list[Fragment]) -> str:
                         "records": [{"name": r.name, "type": r.type, "ttl": TTL, "value": r.value,
                                      "why": r.why, "required": r.required} for r in f.records]}
                        for f in fragments], indent=2) + "\n"
+
+
+def split_zones(printed: str) -> dict[str, str]:
+    """`mailspec dns` output -> {origin: that zone's part of it}."""
+    parts = ZONE_MARK.split(printed)[1:]
+    return dict(zip(parts[0::2], parts[1::2], strict=True))
+
+
+def standalone(origin: str, body: str, server: str = "127.0.0.1") -> str:
+    """A whole zone for a test DNS server: the apex records a DNS host adds (its name
+    server at `server`), then `body` as printed."""
+    return (f"$ORIGIN {origin}\n$TTL 3600\n@ IN SOA ns.{origin} hostmaster.{origin} 1 3600 600 86400 300\n"
+            f"@ IN NS ns.{origin}\nns IN A {server}\n{body}")

@@ -37,7 +37,7 @@ def test_scenario_on_the_site_fixture(vm_site, name):
     """2-10 and 12, on the fixture that has every feature."""
     scenario = BY_NAME[name]
     assert scenario.not_applicable(check([str(SITE)]).spec) is None
-    site = vm_site([SITE], outside=scenario.outside, restart=scenario.restart)
+    site = vm_site([SITE], outside=scenario.outside, restart=scenario.restart, checking=scenario.checking)
     scenarios.run(site, scenario)
 
 

@@ -12,6 +12,7 @@ from mailspec import model
 from mailspec.vmtests import log
 from mailspec.vmtests.deploy import check_logs
 from mailspec.vmtests.driver import Site
+from mailspec.vmtests.scenarios.authentication import authentication, has_signing_sender
 from mailspec.vmtests.scenarios.common import (  # noqa: F401  (the scenarios' vocabulary)
     ScenarioFailure,
     expect,
@@ -51,6 +52,7 @@ class Scenario:
     run: Callable[[Site], None]
     not_applicable: Callable[[model.Spec], str | None]  # why the spec gives it nothing to test
     outside: bool = False  # needs the outside MTA on the LAN
+    checking: bool = False  # and the outside checks SPF, DKIM and DMARC (vmtests.verifier)
     restart: bool = False  # install with a full restart instead of a reload
 
 
@@ -70,6 +72,8 @@ SCENARIOS = (
     Scenario("send-rights", "send-only mailboxes and send_as rights", send_rights, has_send_rights),
     Scenario("reload", f"reload under load: {RELOAD_MESSAGES} messages delivered exactly once", reload_safety,
              has_receiving),
+    Scenario("authentication", "SPF, DKIM and DMARC at a receiver on the internet, DNS as printed, HTTPS",
+             authentication, has_signing_sender, outside=True, checking=True),
 )
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 
