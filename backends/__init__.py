@@ -23,6 +23,8 @@ class Backend:
     divisible: bool = False  # many small files: dealt out between the two writers
     # (lookup backend, package): needed only by servers whose tables use that backend
     lookup_packages: tuple[tuple[str, str], ...] = ()
+    # needed only by servers whose spec uses the backend's feature (switch/request.py asks)
+    feature_packages: tuple[str, ...] = ()
 
     def needs(self, lookups: str) -> tuple[str, ...]:
         """The packages a server whose tables are `lookups` (files, mysql) needs for it."""
@@ -30,7 +32,7 @@ class Backend:
 
     @property
     def all_packages(self) -> tuple[str, ...]:
-        return self.packages + tuple(package for _, package in self.lookup_packages)
+        return self.packages + tuple(package for _, package in self.lookup_packages) + self.feature_packages
 
     @property
     def module(self) -> ModuleType:
@@ -46,14 +48,15 @@ REGISTRY = (
     Backend("rspamd", "rspamd_dir", ("rspamd",), 2),
     Backend("postsrsd", "postsrsd_dir", ("postsrsd",), 0),
     Backend("nginx", "nginx_dir", ("nginx",), 0),
-    # certbot is installed where the spec asks for ACME (switch/request.py); the deploy
-    # hook and certbot's settings stay in the generation's deploy/.
-    Backend("acme", None, (), 0),
+    # The deploy hook and certbot's settings stay in the generation's deploy/.
+    Backend("acme", None, (), 0, feature_packages=("certbot",)),
     # Only the mysql backend has tables to write; the bench shape uses files.
     # python3-pymysql: switch's agent (mailspec/switch/database.py) writes the rows on the server.
     Backend("sql", None, (), 0, lookup_packages=(("mysql", "mariadb-server"), ("mysql", "mariadb-client"),
                                                  ("mysql", "python3-pymysql"))),
 )
+
+BY_NAME = {backend.name: backend for backend in REGISTRY}
 
 
 @functools.cache

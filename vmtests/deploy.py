@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
+import shutil
 from pathlib import Path
 
 import attrs
@@ -111,8 +112,11 @@ def _compiled(lowered: Result, workdir: Path) -> Compiled:
     return Compiled(result.spec, deploy, tls, passwords, secrets.token_urlsafe(16))
 
 
-def compile_model(spec: model.Spec, workdir: Path) -> Compiled:
-    """Compile a spec built in code (a changed copy of a checked one) for a test VM."""
+def compile_model(spec: model.Spec, workdir: Path, keys: Path | None = None) -> Compiled:
+    """Compile a spec built in code (a changed copy of a checked one) for a test VM; with
+    `keys`, the DKIM keys and SRS secret made so far are kept, as `mailspec keys` keeps them."""
+    if keys is not None:
+        shutil.copytree(keys, workdir / "keys")
     return _compiled(Result(spec, (), {}), workdir)
 
 
@@ -128,8 +132,9 @@ def install_deploy(machine: Machine, compiled: Compiled, restart: bool = False) 
 
     server = compiled.spec.server
     with log.step(f"{machine.name}: switch to the deploy"):
-        machine.write_file(server.tls.cert, (compiled.tls / "server.crt").read_text())
-        machine.write_file(server.tls.key, (compiled.tls / "server.key").read_text(), 0o600)
+        if server.tls.acme is None:  # with ACME the switch makes a stand-in, and certbot the certificate
+            machine.write_file(server.tls.cert, (compiled.tls / "server.crt").read_text())
+            machine.write_file(server.tls.key, (compiled.tls / "server.key").read_text(), 0o600)
         for path in key_files(compiled.spec):
             machine.write_file(f"{server.keys}/{path}", (compiled.keys / path).read_text(), 0o600)
         machine.succeed(f": > {LAYOUT.postfix_log}; : > {LAYOUT.dovecot_log}")  # this install's lines only

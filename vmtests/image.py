@@ -32,7 +32,8 @@ BASE_PACKAGES = (
     "python3",  # runs the in-guest SMTP probe of the relay matrix, and switch's agent
 )
 MAIL_PACKAGES = tuple(package for backend in REGISTRY for package in backend.all_packages)
-OUTSIDE_PACKAGES = ("nsd",)  # the outside machine serves the zones `mailspec dns` prints
+# The outside machine serves the zones `mailspec dns` prints, and is the ACME CA.
+OUTSIDE_PACKAGES = ("nsd", "pebble")
 PACKAGES = (*BASE_PACKAGES, *MAIL_PACKAGES, *OUTSIDE_PACKAGES)
 # The fresh image (a Debian host before its first switch) has no mail packages, and the
 # VMs no package network: it carries the mail stack's .debs as a local apt repository,

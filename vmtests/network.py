@@ -100,22 +100,34 @@ def use_lan_dns(machine: Machine) -> None:
     machine.succeed(f"echo 'nameserver {OUTSIDE_ADDRESS}' > /{UPSTREAM_DNS}")
 
 
+def publish(outside: Machine, spec: model.Spec, keys: str) -> dict[str, str]:
+    """Serve the zones `mailspec dns` prints for `spec` (and the reverse zone): nsd
+    (re)started with them. The zones, by origin."""
+    zones = lan_zones(spec, keys)
+    for origin, text in zones.items():
+        outside.write_file(f"{NSD_DIR}/{origin}zone", text)
+    outside.write_file(f"{NSD_DIR}/nsd.conf", nsd_config(zones))
+    restart_nsd(outside)
+    return zones
+
+
+def restart_nsd(outside: Machine) -> None:
+    outside.succeed(f"pkill -x nsd; while pgrep -x nsd > /dev/null; do sleep 0.1; done; nsd -c {NSD_DIR}/nsd.conf")
+
+
 def setup_outside(outside: Machine, spec: model.Spec, keys: str, checking: bool = False) -> None:
     """DNS and the outside MTA; `checking`: with rspamd, which checks what it receives
     and signs what it sends (vmtests.verifier)."""
     from mailspec.vmtests import verifier
 
     with log.step(f"{outside.name}: the LAN's DNS (nsd with the printed zones) and a plain outside MTA"):
-        zones = lan_zones(spec, keys)
         published = verifier.prepare(outside, OUTSIDE_DOMAIN) if checking else ()
-        for origin, text in zones.items():
-            outside.write_file(f"{NSD_DIR}/{origin}zone", text)
-        outside.write_file(f"{NSD_DIR}/nsd.conf", nsd_config(zones))
+        zones = publish(outside, spec, keys)
         outside.write_file("/etc/mailspec-dns.conf", dns_forwarder(spec, zones, published))
         outside.write_file("/etc/postfix/main.cf", outside_main_cf(spec))
         outside.write_file("/etc/postfix/outside_mailboxes", "/^/ all/\n")  # no $n here: virtual(8) forbids it
         outside.succeed("; ".join([
-            "set -e", f"nsd -c {NSD_DIR}/nsd.conf", "dnsmasq --conf-file=/etc/mailspec-dns.conf",
+            "set -e", "dnsmasq --conf-file=/etc/mailspec-dns.conf",
             f"echo 'nameserver {OUTSIDE_ADDRESS}' > /{UPSTREAM_DNS}",
             f"mkdir -p {OUTSIDE_MAIL_ROOT}", f"chown 8:8 {OUTSIDE_MAIL_ROOT}",
             "postconf -F '*/*/chroot = n'", "rm -rf /var/spool/postfix/etc", ": > /var/log/postfix.log",

@@ -207,6 +207,16 @@ def ed25519_only(span: Span | None, domain: str) -> Diagnostic:
         help="sign with `key rsa-2048`, which every receiver verifies")
 
 
+def acme_names_over_limit(span: Span | None, names: int, limit: int) -> Diagnostic:
+    return Diagnostic.warning(
+        "W0523", f"the ACME certificate would need {names} names, more than the {limit} a CA puts in one",
+        span, "the certificate names the hostname only",
+        notes=["clients and senders that fetch autoconfig, autodiscover or the MTA-STS policy from "
+               "<name>.<domain> then fail to verify it"],
+        help=f"split the domains between servers: at most {limit} names each (the hostname, and "
+             "autoconfig, autodiscover and mta-sts of each domain name)")
+
+
 def sts_without_certificate(span: Span | None) -> Diagnostic:
     return Diagnostic.error(
         "E0421", "MTA-STS `mode enforce` with the default self-signed certificate", span,

@@ -27,6 +27,13 @@ def check_mail_auth(checker: Checker) -> None:
     if server.mta_sts is not None and server.mta_sts.mode is StsMode.ENFORCE and \
             server.tls.cert == model.DEFAULT_TLS_CERT:
         out.append(errors.sts_without_certificate(server.mta_sts.span))
+    if server.tls.acme is not None:
+        from mailspec.backends.nginx import web_names
+        from mailspec.certs import MAX_NAMES
+
+        names = len(web_names(spec))
+        if names > MAX_NAMES:
+            out.append(errors.acme_names_over_limit(server.tls.acme.span, names, MAX_NAMES))
     if server.tls_report is not None:
         what = "the TLS report address"
         checker.delivers_to_send_only(server.tls_report, what, checker.lookup(server.tls_report, what))

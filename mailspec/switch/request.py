@@ -14,7 +14,7 @@ import attrs
 
 from mailspec import model
 from mailspec.apply import Database
-from mailspec.backends import REGISTRY
+from mailspec.backends import BY_NAME, REGISTRY
 from mailspec.layout import Layout, Ports
 
 
@@ -74,7 +74,7 @@ def from_spec(spec: model.Spec, layout: Layout) -> Request:
     lookups = server.backend.kind.value
     packages = {package for backend in REGISTRY for package in backend.needs(lookups)}
     if server.tls.acme is not None:
-        packages.add("certbot")
+        packages.update(BY_NAME["acme"].feature_packages)
     packages = sorted(packages)
     return Request(
         spec=spec.name, vmail_user=server.vmail.user, vmail_uid=server.vmail.uid, vmail_gid=server.vmail.gid,

@@ -12,6 +12,7 @@ from mailspec import model
 from mailspec.vmtests import log
 from mailspec.vmtests.deploy import check_logs
 from mailspec.vmtests.driver import Site
+from mailspec.vmtests.scenarios.acme import acme, has_domains
 from mailspec.vmtests.scenarios.authentication import authentication, has_signing_sender
 from mailspec.vmtests.scenarios.common import (  # noqa: F401  (the scenarios' vocabulary)
     ScenarioFailure,
@@ -74,6 +75,8 @@ SCENARIOS = (
              has_receiving),
     Scenario("authentication", "SPF, DKIM and DMARC at a receiver on the internet, DNS as printed, HTTPS",
              authentication, has_signing_sender, outside=True, checking=True),
+    Scenario("acme", "the certificate from an ACME CA on the internet (pebble), verified on 465 and 993",
+             acme, has_domains, outside=True),
 )
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 
