@@ -112,7 +112,9 @@ def publish(outside: Machine, spec: model.Spec, keys: str) -> dict[str, str]:
 
 
 def restart_nsd(outside: Machine) -> None:
-    outside.succeed(f"pkill -x nsd; while pgrep -x nsd > /dev/null; do sleep 0.1; done; nsd -c {NSD_DIR}/nsd.conf")
+    """Its processes are named `nsd: main`, `nsd: xfrd`…; the pid file has the first."""
+    outside.succeed(f"[ -f {NSD_DIR}/nsd.pid ] && kill $(cat {NSD_DIR}/nsd.pid) 2> /dev/null; "
+                    f"while pgrep '^nsd:' > /dev/null; do sleep 0.1; done; nsd -c {NSD_DIR}/nsd.conf")
 
 
 def setup_outside(outside: Machine, spec: model.Spec, keys: str, checking: bool = False) -> None:
