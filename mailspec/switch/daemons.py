@@ -96,37 +96,7 @@ class Daemons:
         if not self.relocated:  # systemd finishes a job even if mailspec dies midway
             build.run("systemctl", action, daemon, what=f"{action} {daemon}")
             return
-        rspamd = ["rspamd", "-c", f"{self.layout.rspamd_confdir}/rspamd.conf", "-u", "_rspamd", "-g", "_rspamd",
-                  *self.layout.rspamd_variables()]
-        # As systemd runs it with mailspec's drop-in (activate.POSTSRSD_DROP_IN): its
-        # settings from the generation's environment file.
-        postsrsd = ["sh", "-c", f"set -a && . {self.layout.postsrsd_dir}/postsrsd.env && "
-                    f"exec postsrsd -e -D -p {self.layout.postsrsd_pid}"]
-        web = ["nginx", "-e", "stderr", "-c", nginx.relocated_config(self.layout)] if daemon == "nginx" else []
-        commands = {
-            ("postfix", "start"): [["postfix", "-c", self.layout.postfix_dir, "start"]],
-            ("postfix", "reload"): [["postfix", "-c", self.layout.postfix_dir, "reload"]],
-            # A stop is for a generation with no configuration to read: signal the masters.
-            ("postfix", "stop"): [["kill", str(self.master_pid("postfix") or 0)]],
-            ("dovecot", "stop"): [["kill", str(self.master_pid("dovecot") or 0)]],
-            ("postfix", "restart"): [["postfix", "-c", self.layout.postfix_dir, "stop"],
-                                     ["postfix", "-c", self.layout.postfix_dir, "start"]],
-            ("dovecot", "start"): [["dovecot", "-c", self.dovecot_conf]],
-            ("dovecot", "reload"): [["doveadm", "-c", self.dovecot_conf, "reload"]],
-            ("dovecot", "restart"): [["doveadm", "-c", self.dovecot_conf, "stop"],
-                                     ["dovecot", "-c", self.dovecot_conf]],
-            ("rspamd", "start"): [rspamd],
-            ("rspamd", "reload"): [["kill", "-HUP", str(self.master_pid("rspamd") or 0)]],
-            ("rspamd", "stop"): [["kill", str(self.master_pid("rspamd") or 0)]],
-            ("rspamd", "restart"): [["kill", str(self.master_pid("rspamd") or 0)], rspamd],
-            ("postsrsd", "start"): [postsrsd],
-            ("postsrsd", "stop"): [["kill", str(self.master_pid("postsrsd") or 0)]],
-            ("postsrsd", "restart"): [["kill", str(self.master_pid("postsrsd") or 0)], postsrsd],
-            ("nginx", "start"): [web],
-            ("nginx", "reload"): [[*web, "-s", "reload"]],
-            ("nginx", "stop"): [["kill", str(self.master_pid("nginx") or 0)]],
-            ("nginx", "restart"): [["kill", str(self.master_pid("nginx") or 0)], web],
-        }[daemon, action]
+        commands = self._relocated(daemon, action)
         # Like a systemd job (job.py): in a session of its own and holding the switch
         # lock, so a mailspec killed between the stop and the start of a restart does not
         # leave the daemon stopped, and the next switch waits for the job to end.
@@ -134,6 +104,35 @@ class Daemons:
         job = json.dumps({"commands": commands, "wait_for": self.master_pid(daemon) if waits else None})
         build.run(*_python(), "-m", "mailspec.switch.job", job, what=f"{action} {daemon}", keep=self.keep,
                   session=True)
+
+    def _relocated(self, daemon: str, action: str) -> list[list[str]]:
+        """The commands of `action` for a daemon run relocated: started with its own -c,
+        stopped (and restarted) by signalling its master, unless it has a verb of its own."""
+        layout, conf = self.layout, self.dovecot_conf
+        starts = {
+            "postfix": lambda: ["postfix", "-c", layout.postfix_dir, "start"],
+            "dovecot": lambda: ["dovecot", "-c", conf],
+            "rspamd": lambda: ["rspamd", "-c", f"{layout.rspamd_confdir}/rspamd.conf", "-u", "_rspamd",
+                               "-g", "_rspamd", *layout.rspamd_variables()],
+            # As systemd runs it with mailspec's drop-in (activate.POSTSRSD_DROP_IN): its
+            # settings from the generation's environment file.
+            "postsrsd": lambda: ["sh", "-c", f"set -a && . {layout.postsrsd_dir}/postsrsd.env && "
+                                 f"exec postsrsd -e -D -p {layout.postsrsd_pid}"],
+            "nginx": lambda: ["nginx", "-e", "stderr", "-c", nginx.relocated_config(layout)],
+        }
+        own = {
+            ("postfix", "reload"): lambda: [["postfix", "-c", layout.postfix_dir, "reload"]],
+            ("postfix", "restart"): lambda: [["postfix", "-c", layout.postfix_dir, "stop"], starts["postfix"]()],
+            ("dovecot", "reload"): lambda: [["doveadm", "-c", conf, "reload"]],
+            ("dovecot", "restart"): lambda: [["doveadm", "-c", conf, "stop"], starts["dovecot"]()],
+            ("rspamd", "reload"): lambda: [["kill", "-HUP", str(self.master_pid("rspamd") or 0)]],
+            ("nginx", "reload"): lambda: [[*starts["nginx"](), "-s", "reload"]],
+        }
+        if (daemon, action) in own:
+            return own[daemon, action]()
+        signal = ["kill", str(self.master_pid(daemon) or 0)]  # a stop: the generation has nothing to read
+        return {"start": lambda: [starts[daemon]()], "stop": lambda: [signal],
+                "restart": lambda: [signal, starts[daemon]()]}[action]()
 
     def health(self, probe: str | None, timeout: float = 20) -> list[str]:
         """What does not work: every master runs, rspamd's milter and postsrsd's tables
