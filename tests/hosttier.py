@@ -191,7 +191,12 @@ def serve(spec_text, backend_kind: str, mariadb, name: str = "host_tier", ports:
             options.chmod(0o440)
 
     started = time.monotonic()
-    server.install(readable_by_dovecot)
+    try:
+        server.install(readable_by_dovecot)
+    except BaseException:  # what did start must not outlive the test
+        server.stop()
+        shutil.rmtree(prefix, ignore_errors=True)
+        raise
     print(f"\n{backend_kind}: installed and started in {time.monotonic() - started:.2f} s")
     yield Running(server, layout, prefix, str(tls / "ca.crt"))
     logs = server.logs()

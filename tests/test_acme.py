@@ -20,7 +20,7 @@ from needs import need_tool
 from pebble import Pebble
 
 from mailspec.dns.zone import standalone
-from mailspec.hostrun import free_ports
+from mailspec.hostrun import HostRunError, free_ports
 from mailspec.layout import Ports
 
 # What DNS points at the server (`mailspec dns`): the names the certificate must have.
@@ -103,3 +103,15 @@ def test_a_renewal_is_served_at_once(acme):
         while served_certificate(port, "mail.example.com", context).serial_number == serial:
             assert time.monotonic() < deadline, f"port {port} still serves the old certificate"
             time.sleep(0.2)
+
+
+def test_a_ca_that_cannot_be_reached_leaves_the_new_generation_serving_the_stand_in():
+    """The switch says what failed and that the generation is current; nothing is left running."""
+    text = SPEC.replace("DIRECTORY", f"https://127.0.0.1:{free_ports(1)[0]}/dir").replace(
+        "HASH", hashed("alice-Secret-1"))
+    with pytest.raises(HostRunError) as refused:
+        with serve(lambda backend: text.replace("BACKEND", backend), "files", None, "acme_refused"):
+            pass
+    message = str(refused.value)
+    assert message.startswith("generation 1 is current, but getting the certificate from the ACME CA failed"), message
+    assert "the daemons go on serving the certificate they had" in message
