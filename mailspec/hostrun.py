@@ -43,15 +43,21 @@ def free_layout(prefix: str) -> Layout:
     return Layout(prefix, Ports(*free_ports(len(attrs.fields(Ports)))))
 
 
+def unverified() -> ssl.SSLContext:
+    """A TLS client context that checks nothing: for probes of whether a port answers,
+    where the certificate may be a stand-in."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context
+
+
 def greets(port: int, banner: bytes, tls: bool = False) -> bool:
     """Whether a server on 127.0.0.1:port greets with `banner` now (not merely accepts)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
             stream = raw
             if tls:
-                context = ssl.create_default_context()
-                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-                stream = context.wrap_socket(raw)
+                stream = unverified().wrap_socket(raw)
             stream.settimeout(5)
             return stream.recv(64).startswith(banner)
     except OSError:
@@ -110,7 +116,8 @@ class HostServer:
         running = self.processes()
         subprocess.run(["postfix", "-c", str(self.postfix_dir), "stop"], capture_output=True)
         subprocess.run(["doveadm", "-c", str(self.dovecot_conf), "stop"], capture_output=True)
-        for pid_file in (self.layout.rspamd_pid, self.layout.postsrsd_pid, self.layout.nginx_pid):
+        for daemon in ("rspamd", "postsrsd", "nginx"):  # the masters with no stop command of their own
+            pid_file = self.layout.pid_files[daemon]
             try:
                 os.kill(int(Path(pid_file).read_text().split()[0]), 15)
             except (OSError, ValueError, IndexError):
