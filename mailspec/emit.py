@@ -34,6 +34,8 @@ def stamp(path: str, header_line: str) -> str:
         return ""
     if path.endswith(".xml"):  # no XML declaration, which would have to come first: UTF-8 is the default
         return f"<!-- {header_line[2:].rstrip().replace('--', '- -')} -->\n"  # "--" may not be in a comment
+    if path.endswith(".lua"):
+        return "--" + header_line[1:]
     return header_line
 
 

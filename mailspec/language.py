@@ -166,6 +166,8 @@ SERVER = Block("the server block", model.Server, (
             "send all outgoing mail through this host", "relay_host [smtp.example.net]:587"),
     Keyword("filters", Nested(), "senders and recipients to refuse, and the spam folder",
             "filters { reject_sender spam@bad.example }", block="the filters block"),
+    Keyword("spam", Nested(), "the spam scores (rspamd's) from which mail is marked, and refused",
+            "spam { mark 6; reject 15 }", block="a spam block"),
 ), "server { hostname mail.example.com }", required=("hostname",))
 
 TLS = Block("a tls block", model.Tls, (
@@ -222,6 +224,20 @@ FILTERS = Block("the filters block", model.Filters, (
             "own_domains_from_outside yes"),
 ), "filters { reject_sender spam@bad.example }")
 
+_SCORE = One(values.integer, "a whole number from 1 to 1000", (1, 1000))
+_MARK = "the score from which a message is spam: it gets `X-Spam-Status: Yes` and goes to the spam folder"
+_REJECT = "the score from which a message is refused at SMTP time"
+
+SPAM = Block("a spam block", model.Spam, (
+    Keyword("mark", _SCORE, _MARK, "mark 6"),
+    Keyword("reject", _SCORE, _REJECT, "reject 15"),
+), "spam { mark 6; reject 15 }")
+
+DOMAIN_SPAM = Block("a domain's spam block", model.DomainSpam, (
+    Keyword("mark", _SCORE, _MARK + " (default: the server's)", "mark 5"),
+    Keyword("reject", _SCORE, _REJECT + " (default: the server's)", "reject 10"),
+), "spam { mark 5; reject 10 }")
+
 DOMAIN = Block("a domain block", model.Domain, (
     Keyword("also", Many(values.domain, "one or more domain names", unique=False, named=model.DomainName),
             "other names of this domain: the same users at each", "also example.org", repeats=True,
@@ -239,6 +255,8 @@ DOMAIN = Block("a domain block", model.Domain, (
     Keyword("spf_include", Many(parsers.dns_name, "one or more DNS names"), "outside services that "
             "also send as this domain, added to its SPF record", "spf_include _spf.example.net",
             repeats=True, order=str),
+    Keyword("spam", Nested(), "spam scores of its own for mail to this domain",
+            "spam { mark 5; reject 10 }", block="a domain's spam block"),
     Keyword("mailbox", Custom("mailbox", "one name"), "a user who can log in and receive mail",
             'mailbox alice { password "{BLF-CRYPT}…" }', field="mailboxes", repeats=True,
             block="a mailbox block", order=_BY_LOCAL),
@@ -309,8 +327,8 @@ LIST = Block("a list block", model.MailingList, (
     Keyword("require_auth", Flag(), "posters must log in", "require_auth"),
 ), "list team { members alice, bob }", required=("members",))
 
-BLOCKS = {b.name: b for b in (TOP, SERVER, TLS, ACME, MTA_STS, VMAIL, MYSQL, FILTERS, DOMAIN, LIMITS, DKIM,
-                              DMARC, MAILBOX, AUTO_REPLY, LIST)}
+BLOCKS = {b.name: b for b in (TOP, SERVER, TLS, ACME, MTA_STS, VMAIL, MYSQL, FILTERS, SPAM, DOMAIN, DOMAIN_SPAM,
+                              LIMITS, DKIM, DMARC, MAILBOX, AUTO_REPLY, LIST)}
 
 
 def statement_keywords() -> tuple[str, ...]:

@@ -94,12 +94,36 @@ class Vmail:
     gid: int = 5000
 
 
+# rspamd's own defaults: mark as spam from 6, refuse from 15.
+DEFAULT_SPAM_MARK = 6
+DEFAULT_SPAM_REJECT = 15
+
+
+@attrs.frozen
+class Spam:
+    """Server-wide rspamd thresholds: from `mark` a message gets `X-Spam-Status: Yes`
+    (and goes to the spam folder); from `reject` it is refused at SMTP time."""
+
+    mark: int = DEFAULT_SPAM_MARK
+    reject: int = DEFAULT_SPAM_REJECT
+    span: Span | None = _span()
+
+
+@attrs.frozen
+class DomainSpam:
+    """A domain's own thresholds for mail to it; None: the server's."""
+
+    mark: int | None = None
+    reject: int | None = None
+    span: Span | None = _span()
+
+
 @attrs.frozen
 class Filters:
     reject_senders: tuple[str, ...] = ()  # addresses or whole domains
     reject_recipients: tuple[str, ...] = ()
     spam_folder: str | None = None
-    spam_score: int | None = None  # None: use X-Spam-Flag; else X-Spam-Score >= this
+    spam_score: int | None = None  # None: rspamd's verdict (X-Spam-Status: Yes); else its score >= this
     own_domains_from_outside: bool = False  # accept our domains as senders on port 25
 
 
@@ -134,6 +158,7 @@ class Server:
     recipient_delimiter: str = "+"
     relay_host: str | None = None
     filters: Filters = Filters()
+    spam: Spam = Spam()
     span: Span | None = _span()
 
 
@@ -395,6 +420,7 @@ class Domain:
     dkim: Dkim = Dkim()
     dmarc: Dmarc = Dmarc()
     spf_include: tuple[str, ...] = ()  # outside senders of this domain, as SPF `include:`
+    spam: DomainSpam = DomainSpam()
     mailboxes: tuple[Mailbox, ...] = ()
     aliases: tuple[Alias, ...] = ()
     lists: tuple[MailingList, ...] = ()

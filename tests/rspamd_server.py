@@ -15,7 +15,8 @@ from needs import need_root, need_tool
 
 
 class Rspamd:
-    def __init__(self, directory: Path, deploy_rspamd: Path, controller: int, resolver: str):
+    def __init__(self, directory: Path, deploy_rspamd: Path, controller: int, resolver: str,
+                 rules: str | None = None):
         need_root()
         self.binary, self.rspamc = need_tool("rspamd"), need_tool("rspamc")
         self.directory, self.controller = directory, controller
@@ -23,6 +24,8 @@ class Rspamd:
         shutil.copytree(deploy_rspamd, self.confdir)
         # The one setting a test adds: DNS from the test's own nsd, never the internet's.
         (self.confdir / "local.d" / "options.inc").write_text(f'dns {{ nameserver = ["{resolver}"]; }}\n')
+        if rules is not None:  # a test's own symbols (Lua), beside the deploy's rspamd.local.lua
+            (self.confdir / "local.d" / "rspamd.lua").write_text(rules)
         for name in ("run", "db", "log"):
             (directory / name).mkdir(parents=True, exist_ok=True)
             shutil.chown(directory / name, "_rspamd", "_rspamd")
@@ -48,13 +51,14 @@ class Rspamd:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else "(no log)"
 
-    def scan(self, message: bytes, ip: str, sender: str, user: str | None = None) -> dict:
+    def scan(self, message: bytes, ip: str, sender: str, user: str | None = None,
+             recipient: str | None = None) -> dict:
         """rspamd's verdict, as its milter would give Postfix: action, symbols, the
         DKIM-Signature it adds (`dkim-signature`), the headers (`milter`)."""
         path = self.directory / "message.eml"
         path.write_bytes(message)
         command = [self.rspamc, "-h", f"127.0.0.1:{self.controller}", "-j", "-i", ip, "-F", sender,
-                   *(["--user", user] if user else []), str(path)]
+                   *(["--user", user] if user else []), *(["-r", recipient] if recipient else []), str(path)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stdout + done.stderr
         return json.loads(done.stdout)

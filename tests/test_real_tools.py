@@ -21,6 +21,7 @@ from conftest import (
 )
 
 from mailspec import install, model
+from mailspec.backends.sieve import spam_script
 from mailspec.emit import emit_all
 from mailspec.layout import Layout
 from mailspec.semantics import resolve
@@ -75,6 +76,15 @@ def test_doveconf_accepts(deploy):
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "Warning" not in run.stderr, run.stderr
+
+
+def test_rspamadm_configtest_accepts(deploy):
+    """rspamadm loads the distribution's configuration with the deploy's over it, and runs
+    its Lua (rspamd.local.lua) and reads its maps."""
+    run = subprocess.run([need_tool("rspamadm"), f"--var=LOCAL_CONFDIR={deploy / 'rspamd'}", "configtest"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0 and "syntax OK" in run.stdout, run.stdout + run.stderr
+    assert "rspamd.local.lua" not in run.stdout + run.stderr, run.stdout + run.stderr
 
 
 def test_sievec_compiles_every_script(deploy, tmp_path_factory):
@@ -270,3 +280,33 @@ def _plus_refused(config, address: str) -> bool:
     run = subprocess.run(["postmap", "-q", address, f"regexp:{config / 'plus_disabled'}"],
                          capture_output=True, text=True)
     return run.returncode == 0 and run.stdout.startswith("REJECT")
+
+
+@pytest.mark.parametrize(("spam_score", "status", "filed"), [
+    (None, "Yes, score=7.10", True),   # rspamd's verdict
+    (None, "No, score=4.00", False),
+    (None, "yes, score=7.10", True),   # header values compare without case
+    (5, "No, score=5.00", True),       # with spam_score, the score decides
+    (5, "Yes, score=4.99", False),
+    (5, "No, score=12.50", True),
+    (5, "No, score=-3.20", False),     # a negative score is not "infinity" to ascii-numeric
+    (5, "No, score=-30.00", False),
+    (None, None, False),               # no header (mail rspamd did not see)
+])
+def test_the_spam_folder_rule_reads_rspamds_header(tmp_path, spam_score, status, filed):
+    """The server-wide rule in the real Pigeonhole, on the header as rspamd writes it."""
+    sieve_test = need_tool("sieve-test")
+    tmp_path.chmod(0o777)  # sieve-test runs as nobody
+    for parent in tmp_path.parents:
+        if str(parent).startswith("/tmp/") and parent.stat().st_uid == 0:
+            parent.chmod(parent.stat().st_mode | 0o005)
+    script = tmp_path / "before.sieve"
+    script.write_text(spam_script(model.Filters(spam_folder="Junk", spam_score=spam_score)))
+    header = f"X-Spam-Status: {status}\r\n" if status else ""
+    mail = tmp_path / "m.eml"
+    mail.write_bytes(f"{header}From: x@elsewhere.example\r\nTo: a@example.com\r\nSubject: s\r\n\r\nHi.\r\n".encode())
+    mail.chmod(0o644)
+    run = subprocess.run([sieve_test, "-o", "mail_uid=65534", "-o", "mail_gid=65534", str(script), str(mail)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert ("store message in folder: Junk" in run.stdout) is filed, run.stdout

@@ -1,8 +1,10 @@
 """The compiled rspamd configuration in the real rspamd: it passes `rspamadm configtest`,
 signs what a logged-in user or the server sends for our domains with the keys from
 `mailspec keys` (a receiver's dkimpy verifies the signature against the zone that
-`mailspec dns` printed, served by a real nsd), signs nothing relayed from outside, and
-applies the sender domain's DMARC policy to forged mail."""
+`mailspec dns` printed, served by a real nsd), signs nothing relayed from outside,
+applies the sender domain's DMARC policy to forged mail, marks and refuses spam at the
+spec's scores (a domain's own, where it has them), and refuses a logged-in user's From
+header that is not one of the login's addresses."""
 
 from __future__ import annotations
 
@@ -29,14 +31,18 @@ server {{
   hostname mail.example.com
   addresses 198.51.100.7
   networks 192.168.1.0/24
+  spam {{ mark 5; reject 12 }}
+  filters {{ spam_folder Junk }}
 }}
 domain example.com {{
   also example.org
-  mailbox alice {{ password "{HASH}" }}
+  mailbox alice {{ password "{HASH}"; send_as sales, external boss@elsewhere.example }}
+  alias sales -> alice
 }}
 domain example.net {{
   dkim {{ selector ed2026; key ed25519 }}
   dmarc {{ policy quarantine }}
+  spam {{ reject 8 }}
   mailbox bob {{ password "{HASH}" }}
 }}
 domain example.info {{
@@ -45,6 +51,19 @@ domain example.info {{
 }}
 """
 OUTSIDE = "203.0.113.9"  # not in any SPF record
+# The test's own symbol: it adds the score a message asks for, so that a message lands
+# on either side of each threshold. Which action a total score gets is rspamd's decision.
+SCORE_RULE = """
+rspamd_config:register_symbol({
+  name = "TEST_SCORE", score = 1.0, group = "test",
+  callback = function(task)
+    local wanted = task:get_header("X-Test-Score")
+    if wanted then return true, tonumber(wanted) end
+    return false
+  end,
+})
+"""
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 
 def mailspec(*args: str) -> subprocess.CompletedProcess:
@@ -53,9 +72,10 @@ def mailspec(*args: str) -> subprocess.CompletedProcess:
     return done
 
 
-def message(sender: str, subject: str = "hello") -> bytes:
-    return (f"From: {sender}\r\nTo: friend@elsewhere.example\r\nSubject: {subject}\r\n"
-            f"Date: {email.utils.formatdate()}\r\nMessage-ID: <{subject}@test>\r\n\r\nHello.\r\n").encode()
+def message(sender: str, subject: str = "hello", to: str = "friend@elsewhere.example", headers: str = "",
+            body: str = "Hello.") -> bytes:
+    return (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\n{headers}"
+            f"Date: {email.utils.formatdate()}\r\nMessage-ID: <{subject}@test>\r\n\r\n{body}\r\n").encode()
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +97,7 @@ def site():
     shutil.chown(keys / "dkim", "_rspamd")
     for key in (keys / "dkim").iterdir():
         shutil.chown(key, "_rspamd")
-    rspamd = Rspamd(work / "rspamd", work / "deploy" / "rspamd", controller, nsd.address)
+    rspamd = Rspamd(work / "rspamd", work / "deploy" / "rspamd", controller, nsd.address, rules=SCORE_RULE)
     yield rspamd, nsd, work
     rspamd.stop()
     nsd.stop()
@@ -147,3 +167,92 @@ def test_a_domain_with_dkim_no_is_not_signed_and_incoming_mail_gets_authenticati
     incoming = rspamd.scan(message("friend@elsewhere.example"), OUTSIDE, "friend@elsewhere.example")
     results = incoming["milter"]["add_headers"]["Authentication-Results"]["value"]
     assert "spf=" in results and "dmarc=" in results, results
+
+
+@pytest.mark.parametrize(("recipient", "mark", "reject"), [
+    ("alice@example.com", 5, 12),  # the server's scores
+    ("alice@example.org", 5, 12),  # an alias domain: its domain's
+    ("bob@example.net", 5, 8),     # the domain's own reject, the server's mark
+])
+def test_spam_is_marked_and_refused_at_the_specs_scores(site, recipient, mark, reject):
+    rspamd, _, _ = site
+    seen = set()
+    for wanted in range(-8, 14):
+        verdict = rspamd.scan(message("x@elsewhere.example", f"score-{wanted}", recipient,
+                                      f"X-Test-Score: {wanted}\r\nX-Spam-Status: No, score=0.00\r\n"),
+                              OUTSIDE, "x@elsewhere.example", recipient=recipient)
+        score = verdict["score"]
+        expected = "reject" if score >= reject else "add header" if score >= mark else "no action"
+        assert verdict["action"] == expected, (wanted, score, verdict["action"])
+        seen.add(expected)
+        if expected != "reject":  # the header the spam folder reads; the sender's own is removed
+            milter = verdict["milter"]
+            assert milter["remove_headers"]["X-Spam-Status"] == 0, milter
+            status = milter["add_headers"]["X-Spam-Status"]["value"]
+            assert status == f"{'Yes' if expected == 'add header' else 'No'}, score={score:.2f}", status
+    assert seen == {"no action", "add header", "reject"}, "the scores did not reach both sides of each threshold"
+
+
+def test_gtube_is_refused(site):
+    rspamd, _, _ = site
+    verdict = rspamd.scan(message("x@elsewhere.example", "gtube", "alice@example.com", body=GTUBE), OUTSIDE,
+                          "x@elsewhere.example", recipient="alice@example.com")
+    assert verdict["action"] == "reject" and "GTUBE" in verdict["symbols"], verdict
+
+
+@pytest.mark.parametrize(("header_from", "refused"), [
+    ("alice@example.com", False),
+    ("Alice <ALICE+news@example.com>", False),  # an extension of her own address
+    ("alice@example.org", False),               # her address in the alias domain
+    ("sales@example.com", False),               # send_as
+    ("boss@elsewhere.example", False),          # send_as external
+    ("bob@example.net", True),                  # another user's
+    ("sales@example.org", True),                # send_as names sales@example.com only, as Postfix does
+    ("alice@example.com, bob@example.net", True),
+    ("undisclosed-recipients:;", True),         # no address at all
+])
+def test_a_logged_in_users_from_header_must_be_theirs(site, header_from, refused):
+    """Postfix checks the envelope sender; the From header a reader sees is rspamd's to
+    check, against the same rows (semantics.owners)."""
+    rspamd, _, _ = site
+    verdict = rspamd.scan(message(header_from, "from-check"), "127.0.0.1", "alice@example.com",
+                          user="alice@example.com")
+    assert ("MAILSPEC_FROM_NOT_OWNED" in verdict["symbols"]) is refused, verdict["symbols"].keys()
+    if refused:
+        assert verdict["action"] == "reject", verdict
+        assert verdict["messages"]["smtp_message"].startswith("5.7.1 "), verdict["messages"]
+    else:
+        assert verdict["action"] == "no action", verdict
+
+
+def test_the_from_header_of_mail_not_logged_in_is_not_checked(site):
+    rspamd, _, _ = site
+    verdict = rspamd.scan(message("bob@example.net", "trusted"), "192.168.1.20", "alice@example.com")
+    assert "MAILSPEC_FROM_NOT_OWNED" not in verdict["symbols"]
+
+
+def test_the_spam_folder_rule_files_what_rspamd_marked(site):
+    """rspamd's X-Spam-Status, as its milter adds it, read by the compiled server-wide
+    Sieve rule in the real Pigeonhole: marked mail goes to Junk, the rest is kept."""
+    rspamd, _, work = site
+    sieve_test = need_tool("sieve-test")
+    folder = work / "junk"
+    folder.mkdir()
+    folder.chmod(0o777)  # sieve-test runs as nobody, and saves the compiled script beside it
+    script = folder / "before.sieve"
+    shutil.copy(work / "deploy" / "sieve" / "before.sieve", script)
+    seen = set()
+    for wanted in (-8, 4):  # the base score of such a message here is about 5.5
+        raw = message("x@elsewhere.example", f"junk-{wanted}", "alice@example.com", f"X-Test-Score: {wanted}\r\n")
+        verdict = rspamd.scan(raw, OUTSIDE, "x@elsewhere.example", recipient="alice@example.com")
+        added = verdict["milter"]["add_headers"]["X-Spam-Status"]["value"]
+        path = folder / f"{wanted}.eml"
+        path.write_bytes(f"X-Spam-Status: {added}\r\n".encode() + raw)
+        run = subprocess.run([sieve_test, "-o", "mail_uid=65534", "-o", "mail_gid=65534",
+                              str(script), str(path)],
+                             capture_output=True, text=True)
+        assert run.returncode == 0, run.stdout + run.stderr
+        filed = "store message in folder: Junk" in run.stdout
+        assert filed is added.startswith("Yes, "), (added, run.stdout)
+        seen.add(filed)
+    assert seen == {True, False}

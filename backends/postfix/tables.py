@@ -54,6 +54,16 @@ def _joined(targets) -> str:
 
 
 def build(spec: model.Spec) -> PostfixTables:
+    """The tables of a spec, built once: the postfix, sql and rspamd backends all ask."""
+    if not (_memo and _memo[0] is spec):
+        _memo[:] = [spec, _build(spec)]
+    return _memo[1]
+
+
+_memo: list = []  # [the spec, its tables]; a spec is frozen, so its identity is its key
+
+
+def _build(spec: model.Spec) -> PostfixTables:
     domains = spec.domains
     aliases_of = model.alias_domains(domains)
 

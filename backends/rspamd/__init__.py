@@ -1,5 +1,7 @@
-"""rspamd backend: the one milter that signs outgoing mail (dkim_signing) and checks
-incoming mail (SPF, DKIM, DMARC, with Authentication-Results). Its files go under
+"""rspamd backend: the one milter that signs outgoing mail (dkim_signing), checks
+incoming mail (SPF, DKIM, DMARC, with Authentication-Results), scores it against the
+spec's spam thresholds, and refuses a logged-in user's From header that is not theirs
+(rspamd.local.lua, with a map from the Postfix sender-login rows). Its files go under
 rspamd's own configuration: local.d/ merges into the distribution's settings, and
 override.d/ replaces the ones that must not merge (a list of networks)."""
 
@@ -10,10 +12,28 @@ import ipaddress
 import attrs
 
 from mailspec import model
-from mailspec.backends import render
+from mailspec.backends import lookup_table, render
+from mailspec.backends.postfix import tables as postfix_tables
 from mailspec.layout import Layout
 
 LOOPBACK = ("127.0.0.0/8", "::1")
+SENDERS_MAP = "mailspec/senders.map"  # under rspamd's LOCAL_CONFDIR
+
+
+@attrs.frozen
+class SpamOverride:
+    name: str  # the settings entry: the domain
+    recipients: str  # a UCL list of `@name`, one per name of the domain
+    mark: int
+    reject: int
+
+
+def overrides(spec: model.Spec) -> list[SpamOverride]:
+    """The domains whose spam scores differ from the server's, in rspamd's settings."""
+    server = spec.server.spam
+    return [SpamOverride(d.name, ucl_list([f"@{name}" for name in d.names]), d.spam.mark or server.mark,
+                         d.spam.reject or server.reject)
+            for d in spec.domains if d.spam.mark is not None or d.spam.reject is not None]
 
 
 @attrs.frozen
@@ -48,7 +68,12 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
         "rspamd/local.d/dkim_signing.conf": render(__name__, "dkim_signing.conf.j2", signers=signers(spec, layout)),
         "rspamd/local.d/dmarc.conf": render(__name__, "dmarc.conf.j2"),
         "rspamd/local.d/milter_headers.conf": render(__name__, "milter_headers.conf.j2"),
-        "rspamd/local.d/actions.conf": render(__name__, "actions.conf.j2"),
+        "rspamd/local.d/actions.conf": render(__name__, "actions.conf.j2", spam=spec.server.spam),
+        "rspamd/local.d/settings.conf": render(__name__, "settings.conf.j2", overrides=overrides(spec)),
+        "rspamd/local.d/force_actions.conf": render(__name__, "force_actions.conf.j2"),
+        "rspamd/rspamd.local.lua": render(__name__, "rspamd.local.lua.j2", map=SENDERS_MAP,
+                                          delimiter=spec.server.recipient_delimiter),
+        f"rspamd/{SENDERS_MAP}": lookup_table(postfix_tables.build(spec).sender_login),
         "rspamd/local.d/worker-proxy.inc": render(__name__, "worker-proxy.inc.j2", port=ports.milter),
         "rspamd/local.d/worker-normal.inc": render(__name__, "worker-normal.inc.j2"),
         "rspamd/local.d/worker-controller.inc": render(__name__, "worker-controller.inc.j2",

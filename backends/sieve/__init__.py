@@ -107,16 +107,27 @@ def mailbox_script(domain: model.Domain, mailbox: model.Mailbox) -> str:
 
 
 def spam_script(filters: model.Filters) -> str:
+    """The spam folder, from rspamd's `X-Spam-Status: Yes, score=7.10` (rspamd replaces any
+    the sender wrote): its verdict, or with `spam_score` its score. ascii-numeric reads
+    the whole part of a score ("7.10" as 7, so it is >= 7 exactly when the score is),
+    and takes a string with no leading digit as infinity: a negative score is tested apart."""
     printer = _Printer()
     printer.extensions.add("fileinto")
+    folder = quote(filters.spam_folder)
     if filters.spam_score is None:
-        test = 'header :is "x-spam-flag" "YES"'
+        printer.emit(0, 'if header :matches "x-spam-status" "yes,*" {')
     else:
-        printer.extensions.update({"relational", "comparator-i;ascii-numeric"})
-        test = (f'header :value "ge" :comparator "i;ascii-numeric" "x-spam-score" '
-                f'{quote(str(filters.spam_score))}')
-    printer.emit(0, f"if {test} {{")
-    printer.emit(1, f"fileinto {quote(filters.spam_folder)};")
+        printer.extensions.update({"variables", "relational", "comparator-i;ascii-numeric"})
+        printer.emit(0, 'if header :matches "x-spam-status" "*, score=*" {')
+        printer.emit(1, 'if allof(not string :matches "${2}" "-*",')
+        printer.emit(1, f'          string :value "ge" :comparator "i;ascii-numeric" "${{2}}" '
+                        f'{quote(str(filters.spam_score))}) {{')
+        printer.emit(2, f"fileinto {folder};")
+        printer.emit(2, "stop;")
+        printer.emit(1, "}")
+        printer.emit(0, "}")
+        return printer.script()
+    printer.emit(1, f"fileinto {folder};")
     printer.emit(1, "stop;")
     printer.emit(0, "}")
     return printer.script()

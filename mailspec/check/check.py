@@ -10,6 +10,7 @@ import idna
 
 from mailspec import model
 from mailspec.check import errors
+from mailspec.check.abuse import check_abuse
 from mailspec.check.mail_auth import check_mail_auth
 from mailspec.check.sieve import check_sieve
 from mailspec.diagnostics import Diagnostic
@@ -67,6 +68,7 @@ class Checker:
         self.check_cycles()
         self.check_mailboxes()
         check_mail_auth(self)
+        check_abuse(self)
         return self.out
 
     # ---------------------------------------------------------------- indexes

@@ -224,3 +224,15 @@ def sts_without_certificate(span: Span | None) -> Diagnostic:
         notes=["senders that enforce MTA-STS verify the certificate of our MX against public CAs, "
                "and refuse to deliver when it fails"],
         help="point `tls { cert …; key … }` at a certificate from a public CA, or use `mode testing`")
+
+
+# ---------------------------------------------------------------- abuse defence
+
+
+def reject_not_above_mark(span: Span | None, where: str, mark: int, reject: int) -> Diagnostic:
+    return Diagnostic.error(
+        "E0422", f"{where} refuses spam from score {reject}, which is not above the score {mark} "
+        "that marks it", span, "these spam scores",
+        notes=["mail between the two scores is marked and filed as spam; with `reject` at or below "
+               "`mark`, no message is ever marked and everything spammy is refused instead"],
+        help=f"make `reject` larger than `mark`, for example `mark {mark}; reject {mark + 9}`")
