@@ -160,6 +160,24 @@ def test_send_as_rights(running):
     running.wait_for("bob", "dave as noreply")
 
 
+def test_submission_refuses_a_from_header_that_is_not_the_logins(running):
+    """The envelope sender is the login's, so Postfix accepts it; the From header the
+    reader sees is another user's, and rspamd refuses it at DATA."""
+    with running.submission("alice") as client:
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.sendmail("alice@example.com", ["bob@example.com"],
+                            message("alice as bob", "Bob <bob@example.com>", "bob@example.com"))
+        assert refused.value.smtp_code == 554 and b"5.7.1" in refused.value.smtp_error, refused.value
+        client.sendmail("alice@example.com", ["bob@example.com"],  # her own, in the alias domain
+                        message("alice as herself", "Alice <alice@example.net>", "bob@example.com"))
+    with running.submission("dave") as client:  # a send-as address
+        client.sendmail("noreply@example.com", ["bob@example.com"],
+                        message("dave from noreply", "noreply@example.com", "bob@example.com"))
+    running.wait_for("bob", "alice as herself")
+    running.wait_for("bob", "dave from noreply")
+    assert not any("Subject: alice as bob" in m for m in running.messages("bob"))
+
+
 def test_list_posting_policies(running):
     with running.smtp() as client:
         with pytest.raises(smtplib.SMTPRecipientsRefused):  # members only

@@ -132,8 +132,9 @@ class Site:
                               port=25, tls="starttls", ca_file=self.compiled.ca_file,
                               server_name=self.spec.server.hostname)
 
-    def submit(self, login: str, sender: str, recipients: list[str], subject: str, port: int = 587) -> None:
-        self.server.send_mail(sender, recipients, message(subject, sender, ", ".join(recipients)),
+    def submit(self, login: str, sender: str, recipients: list[str], subject: str, port: int = 587,
+               header_from: str | None = None) -> None:
+        self.server.send_mail(sender, recipients, message(subject, header_from or sender, ", ".join(recipients)),
                               port=port, tls="implicit" if port == 465 else "starttls",
                               login=self.login(login), ca_file=self.compiled.ca_file,
                               server_name=self.spec.server.hostname)

@@ -12,6 +12,7 @@ from mailspec import model
 from mailspec.vmtests import log
 from mailspec.vmtests.deploy import check_logs
 from mailspec.vmtests.driver import Site
+from mailspec.vmtests.scenarios.abuse import has_spam_checks, spam
 from mailspec.vmtests.scenarios.acme import acme, has_domains
 from mailspec.vmtests.scenarios.authentication import authentication, has_signing_sender
 from mailspec.vmtests.scenarios.common import (  # noqa: F401  (the scenarios' vocabulary)
@@ -77,6 +78,8 @@ SCENARIOS = (
              authentication, has_signing_sender, outside=True, checking=True),
     Scenario("acme", "the certificate from an ACME CA on the internet (pebble), verified on 465 and 993",
              acme, has_domains, outside=True),
+    Scenario("spam", "GTUBE refused on 25; a From header the login may not use refused on submission",
+             spam, has_spam_checks),
 )
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 
