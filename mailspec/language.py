@@ -168,6 +168,8 @@ SERVER = Block("the server block", model.Server, (
             "filters { reject_sender spam@bad.example }", block="the filters block"),
     Keyword("spam", Nested(), "the spam scores (rspamd's) from which mail is marked, and refused",
             "spam { mark 6; reject 15 }", block="a spam block"),
+    Keyword("postscreen", Nested(), "screen clients on port 25 before smtpd: DNS blocklists and the "
+            "pregreet test", "postscreen { dnsbl zen.spamhaus.org 3; threshold 3 }", block="a postscreen block"),
 ), "server { hostname mail.example.com }", required=("hostname",))
 
 TLS = Block("a tls block", model.Tls, (
@@ -232,6 +234,17 @@ SPAM = Block("a spam block", model.Spam, (
     Keyword("mark", _SCORE, _MARK, "mark 6"),
     Keyword("reject", _SCORE, _REJECT, "reject 15"),
 ), "spam { mark 6; reject 15 }")
+
+POSTSCREEN = Block("a postscreen block", model.Postscreen, (
+    Keyword("dnsbl", Many(parsers.dnsbl, "blocklists like `zen.spamhaus.org 3`"), "DNS blocklists and the "
+            "weight a listing adds", "dnsbl zen.spamhaus.org=127.0.0.[2..11] 3, "
+            "bl.spamcop.net 2"),
+    Keyword("threshold", One(values.integer, "a whole number from 1 to 100", (1, 100)), "the weight from "
+            "which a client is refused", "threshold 3"),
+    Keyword("allow", Many(parsers.allowed_network, "one or more networks"), "clients that skip the tests",
+            "allow 192.0.2.0/24"),
+    Keyword("pregreet", Flag(), "refuse clients that talk before the greeting (on by default)", "pregreet yes"),
+), "postscreen { dnsbl zen.spamhaus.org 3; threshold 3 }")
 
 DOMAIN_SPAM = Block("a domain's spam block", model.DomainSpam, (
     Keyword("mark", _SCORE, _MARK + " (default: the server's)", "mark 5"),
@@ -327,7 +340,8 @@ LIST = Block("a list block", model.MailingList, (
     Keyword("require_auth", Flag(), "posters must log in", "require_auth"),
 ), "list team { members alice, bob }", required=("members",))
 
-BLOCKS = {b.name: b for b in (TOP, SERVER, TLS, ACME, MTA_STS, VMAIL, MYSQL, FILTERS, SPAM, DOMAIN, DOMAIN_SPAM,
+BLOCKS = {b.name: b for b in (TOP, SERVER, TLS, ACME, MTA_STS, VMAIL, MYSQL, FILTERS, SPAM, POSTSCREEN, DOMAIN,
+                              DOMAIN_SPAM,
                               LIMITS, DKIM, DMARC, MAILBOX, AUTO_REPLY, LIST)}
 
 

@@ -127,6 +127,31 @@ class Filters:
     own_domains_from_outside: bool = False  # accept our domains as senders on port 25
 
 
+class Dnsbl(NamedTuple):
+    """A DNS blocklist postscreen asks: a listed client adds `weight` to its score.
+    `answers` limits the replies that count, as Postfix writes it (`127.0.0.[2..11]`:
+    Spamhaus answers 127.255.255.x to refuse a query); None: any."""
+
+    zone: str
+    weight: int = 1
+    answers: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.zone}{'=' + self.answers if self.answers else ''}*{self.weight}"
+
+
+@attrs.frozen
+class Postscreen:
+    """postscreen(8) in front of smtpd on port 25 only: DNSBL scores, an allow-list, and
+    the pregreet test (a client that talks before the banner is refused)."""
+
+    dnsbl: tuple[Dnsbl, ...] = ()
+    threshold: int = 1  # the score from which a client is refused
+    allow: tuple[str, ...] = ()  # networks that skip every test (besides the trusted ones)
+    pregreet: bool = True
+    span: Span | None = _span()
+
+
 class StsMode(enum.Enum):
     ENFORCE = "enforce"
     TESTING = "testing"
@@ -159,6 +184,7 @@ class Server:
     relay_host: str | None = None
     filters: Filters = Filters()
     spam: Spam = Spam()
+    postscreen: Postscreen | None = None
     span: Span | None = _span()
 
 

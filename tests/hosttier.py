@@ -39,6 +39,7 @@ server {{
     reject_sender spam@outside.example, bad.example
     reject_recipient old@example.com, blocked.example
   }}
+  postscreen {{ pregreet yes }}  # 127.0.0.1 is trusted and skips it; 127.0.0.2 is not
 }}
 domain example.com {{
   also example.net
@@ -115,12 +116,16 @@ class Running:
         raise AssertionError(f"no message with {marker!r} for {user} in {folder or 'INBOX'}\n"
                              + self.server.logs()[-3000:])
 
-    def smtp(self, port: int | None = None, implicit_tls: bool = False) -> smtplib.SMTP:
-        """A client on 127.0.0.1 that verifies the server's certificate as mail.example.com."""
+    def smtp(self, port: int | None = None, implicit_tls: bool = False, source: str | None = None,
+             timeout: float = 15) -> smtplib.SMTP:
+        """A client on 127.0.0.1 (or `source`) that verifies the server's certificate as
+        mail.example.com."""
+        bound = (source, 0) if source else None
         if implicit_tls:
-            client = smtplib.SMTP_SSL(local_hostname="client.test", timeout=15, context=self.tls())
+            client = smtplib.SMTP_SSL(local_hostname="client.test", timeout=timeout, context=self.tls(),
+                                      source_address=bound)
         else:
-            client = smtplib.SMTP(local_hostname="client.test", timeout=15)
+            client = smtplib.SMTP(local_hostname="client.test", timeout=timeout, source_address=bound)
         client._host = HOSTNAME  # the name TLS verifies; the connection goes to loopback
         client.connect("127.0.0.1", port or self.ports.smtp)
         return client

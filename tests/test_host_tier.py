@@ -178,6 +178,36 @@ def test_submission_refuses_a_from_header_that_is_not_the_logins(running):
     assert not any("Subject: alice as bob" in m for m in running.messages("bob"))
 
 
+def smtp_reply(replies) -> list[bytes]:
+    """The lines of one SMTP reply (`250-…` continues, `250 …` ends)."""
+    lines = [replies.readline()]
+    while lines[-1][3:4] == b"-":
+        lines.append(replies.readline())
+    return lines
+
+
+def test_postscreen_refuses_a_client_that_talks_before_the_greeting(running):
+    """Port 25 goes through postscreen; 127.0.0.2 and .3 are not trusted (127.0.0.1 is)."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", running.ports.smtp), timeout=30,
+                                  source_address=("127.0.0.3", 0)) as early:
+        early.sendall(b"EHLO early.test\r\n")  # before the banner has ended: a spambot's shortcut
+        replies = early.makefile("rb")
+        greeting = smtp_reply(replies)  # postscreen's banner, then its answer to the EHLO
+        early.sendall(b"MAIL FROM:<x@outside.example>\r\n")
+        smtp_reply(replies)
+        early.sendall(b"RCPT TO:<bob@example.com>\r\n")
+        refused = smtp_reply(replies)
+    assert refused[0].startswith(b"550 5.5.1"), (greeting, refused)
+    with running.smtp(source="127.0.0.2", timeout=60) as client:  # waits its turn: through to smtpd
+        client.sendmail("someone@outside.example", ["bob@example.com"],
+                        message("after the greeting", "someone@outside.example", "bob@example.com"))
+    running.wait_for("bob", "after the greeting")
+    log = running.layout.postfix_log
+    assert "PREGREET" in open(log).read()
+
+
 def test_list_posting_policies(running):
     with running.smtp() as client:
         with pytest.raises(smtplib.SMTPRecipientsRefused):  # members only

@@ -25,6 +25,11 @@ OUTSIDE_ADDRESS = "192.168.50.20"
 OUTSIDE_DOMAIN = "outside.test"
 OUTSIDE_HOSTNAME = "mx.outside.test"
 OUTSIDE_MAIL_ROOT = "/var/mail/outside"
+# The internet's test blocklist, answered by dnsmasq: the outside machine's second
+# address is listed in it, its third is not (postscreen's scenario, and the site's).
+DNSBL_ZONE = "dnsbl.test"
+LISTED_ADDRESS = "192.168.50.21"
+UNLISTED_ADDRESS = "192.168.50.22"
 NSD_PORT = GUEST_UDP_PORTS["dns"]  # on loopback for dnsmasq, and on the uplink for the host
 NSD_DIR = "/etc/mailspec-nsd"
 
@@ -70,10 +75,16 @@ def dns_forwarder(spec: model.Spec, zones: dict[str, str], extra: tuple[str, ...
     lines = [f"listen-address={OUTSIDE_ADDRESS}", "bind-interfaces", "no-resolv", "no-hosts",
              "local=/#/", "user=nobody", "group=nogroup",
              f"host-record={OUTSIDE_HOSTNAME},{OUTSIDE_ADDRESS}",
-             f'txt-record={OUTSIDE_DOMAIN},"v=spf1 ip4:{OUTSIDE_ADDRESS} -all"']
+             f'txt-record={OUTSIDE_DOMAIN},"v=spf1 ip4:{OUTSIDE_ADDRESS} -all"',
+             f"address=/{listed_name(LISTED_ADDRESS)}/127.0.0.2"]
     lines += [f"mx-host={name},{OUTSIDE_HOSTNAME},10" for name in external_domains(spec)]
     lines += [f"server=/{origin.rstrip('.')}/127.0.0.1#{NSD_PORT}" for origin in zones]
     return "\n".join([*lines, *extra]) + "\n"
+
+
+def listed_name(address: str) -> str:
+    """The name a DNSBL query for `address` asks: its octets reversed, in the zone."""
+    return ".".join(reversed(address.split("."))) + f".{DNSBL_ZONE}"
 
 
 def outside_main_cf(spec: model.Spec) -> str:

@@ -145,6 +145,8 @@ def main_cf(spec: model.Spec, tables: postfix_tables.PostfixTables, layout: Layo
         Section("SRS: mail that leaves with an outside sender (forwards, aliases, list members "
                 "outside) gets an SRS sender in our domain; nothing else is rewritten (srs.py)",
                 srs.parameters(spec, layout, table)),
+        *([Section("postscreen on port 25: DNS blocklists and the pregreet test, before smtpd",
+                   postscreen(server.postscreen))] if server.postscreen is not None else []),
         Section("restrictions", (
             ("smtpd_helo_required", "yes"),
             ("disable_vrfy_command", "yes"),
@@ -179,10 +181,40 @@ _SUBMISSION = (
 )
 
 
-def master_cf(layout: Layout) -> list[Service]:
+def port_25(spec: model.Spec, layout: Layout) -> list[Service]:
+    """smtpd on port 25, or postscreen in front of it; submission never goes through it."""
+    port = layout.ports.smtp
+    if spec.server.postscreen is None:
+        return [Service(f"{port} inet  n       -       n       -       -       smtpd")]
+    return [
+        Service(f"{port} inet  n       -       n       -       1       postscreen"),
+        Service("smtpd     pass  -       -       n       -       -       smtpd"),
+        Service("dnsblog   unix  -       -       n       -       0       dnsblog"),
+        Service("tlsproxy  unix  -       -       n       -       0       tlsproxy"),
+    ]
+
+
+def postscreen(screen: model.Postscreen | None) -> tuple[tuple[str, str], ...]:
+    if screen is None:
+        return ()
+    allowed = ", ".join(f"{{{network} permit}}" for network in screen.allow)
+    dnsbl = (
+        ("postscreen_dnsbl_sites", ", ".join(str(site) for site in screen.dnsbl)),
+        ("postscreen_dnsbl_threshold", str(screen.threshold)),
+        ("postscreen_dnsbl_action", "enforce"),  # refused with 550 at RCPT, so the sender learns why
+    ) if screen.dnsbl else ()
+    return (
+        ("postscreen_access_list", "permit_mynetworks" + (f", cidr:{{ {allowed} }}" if allowed else "")),
+        *dnsbl,
+        ("postscreen_greet_action", "enforce" if screen.pregreet else "ignore"),
+        ("postscreen_cache_map", "lmdb:$data_directory/postscreen_cache"),
+    )
+
+
+def master_cf(spec: model.Spec, layout: Layout) -> list[Service]:
     ports = layout.ports  # numeric and unpadded: a relocated master.cf differs only in them
     return [
-        Service(f"{ports.smtp} inet  n       -       n       -       -       smtpd"),
+        *port_25(spec, layout),
         Service(f"{ports.submission} inet  n       -       n       -       -       smtpd",
                 ("syslog_name=postfix/submission", "smtpd_tls_security_level=encrypt", *_SUBMISSION)),
         Service(f"{ports.submissions} inet  n       -       n       -       -       smtpd",
@@ -224,7 +256,7 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
     tables = postfix_tables.build(spec)
     files = {
         "postfix/main.cf": render(__name__, "main.cf.j2", sections=main_cf(spec, tables, layout)),
-        "postfix/master.cf": render(__name__, "master.cf.j2", services=master_cf(layout)),
+        "postfix/master.cf": render(__name__, "master.cf.j2", services=master_cf(spec, layout)),
         "postfix/plus_disabled": lookup_table(tables.plus_disabled),
         f"postfix/{srs.SRS_RECIPIENTS}": srs.SRS_RECIPIENT_PATTERN,
     }

@@ -23,3 +23,8 @@ def check_abuse(checker: Checker) -> None:
         mark, reject = own.mark or server.mark, own.reject or server.reject
         if reject <= mark:
             out.append(errors.reject_not_above_mark(own.span, domain.name, mark, reject))
+    screen = spec.server.postscreen
+    if screen is not None and screen.dnsbl:
+        total = sum(site.weight for site in screen.dnsbl)
+        if total < screen.threshold:
+            out.append(errors.dnsbl_below_threshold(screen.span, total, screen.threshold))

@@ -236,3 +236,11 @@ def reject_not_above_mark(span: Span | None, where: str, mark: int, reject: int)
         notes=["mail between the two scores is marked and filed as spam; with `reject` at or below "
                "`mark`, no message is ever marked and everything spammy is refused instead"],
         help=f"make `reject` larger than `mark`, for example `mark {mark}; reject {mark + 9}`")
+
+
+def dnsbl_below_threshold(span: Span | None, total: int, threshold: int) -> Diagnostic:
+    return Diagnostic.warning(
+        "W0524", f"the DNS blocklists' weights add up to {total}, below the threshold {threshold}", span,
+        "no client is ever refused",
+        notes=["postscreen refuses a client whose blocklist weights reach the threshold"],
+        help=f"lower `threshold` to {total} or less, or give the blocklists larger weights")

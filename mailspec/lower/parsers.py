@@ -149,3 +149,20 @@ def any_text(text: str) -> str:
     if "\0" in text:
         raise values.Invalid("text must not contain NUL characters")
     return text
+
+
+_DNSBL = re.compile(r"([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?:=([0-9.\[\];]+))?(?:\s+(\d+))?")
+
+
+def dnsbl(text: str) -> model.Dnsbl:
+    """`zone [weight]`, the zone optionally with `=answers` as Postfix filters them."""
+    m = _DNSBL.fullmatch(text)
+    if not m or not 1 <= int(m.group(3) or 1) <= 100:
+        raise values.Invalid(f"`{text}` is not a DNS blocklist", "write a zone and a weight from 1 to 100, "
+                             "like `zen.spamhaus.org=127.0.0.[2..11] 3`")
+    return model.Dnsbl(m.group(1).lower(), int(m.group(3) or 1), m.group(2))
+
+
+def allowed_network(text: str) -> str:
+    """A network written as mynetworks takes it."""
+    return values.postfix_network(values.network(text))

@@ -12,7 +12,7 @@ from mailspec import model
 from mailspec.vmtests import log
 from mailspec.vmtests.deploy import check_logs
 from mailspec.vmtests.driver import Site
-from mailspec.vmtests.scenarios.abuse import has_spam_checks, spam
+from mailspec.vmtests.scenarios.abuse import has_postscreen, has_spam_checks, screened, spam
 from mailspec.vmtests.scenarios.acme import acme, has_domains
 from mailspec.vmtests.scenarios.authentication import authentication, has_signing_sender
 from mailspec.vmtests.scenarios.common import (  # noqa: F401  (the scenarios' vocabulary)
@@ -80,6 +80,8 @@ SCENARIOS = (
              acme, has_domains, outside=True),
     Scenario("spam", "GTUBE refused on 25; a From header the login may not use refused on submission",
              spam, has_spam_checks),
+    Scenario("postscreen", "port 25 behind postscreen: a client in the test DNSBL and one that talks early "
+             "are refused", screened, has_postscreen, outside=True),
 )
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 

@@ -1,14 +1,16 @@
-"""Scenarios about the defences against spam and abuse, decided by the real rspamd
-behind the real Postfix: GTUBE refused at SMTP time, and a logged-in user's From
-header held to the addresses the login may send as."""
+"""Scenarios about the defences against spam and abuse, decided by the real rspamd and
+postscreen in front of the real Postfix: GTUBE refused at SMTP time, a logged-in user's
+From header held to the addresses the login may send as, and port 25's clients screened
+by the internet's (test) blocklist and the pregreet test."""
 
 from __future__ import annotations
 
+import json
 import smtplib
 
 from mailspec import model
 from mailspec.semantics import owners
-from mailspec.vmtests import log
+from mailspec.vmtests import log, network
 from mailspec.vmtests.driver import Site
 from mailspec.vmtests.scenarios.common import OUTSIDER, expect, mailboxes, receiving, unique
 
@@ -66,3 +68,70 @@ def has_spam_checks(spec: model.Spec) -> str | None:
     if not receiving(spec):
         return "no mailbox receives mail"
     return None if len(header_from_cases(spec)) > 2 else "no login with send_as, and another user to forge"
+
+
+SCREENED = r"""
+import json, smtplib, socket, sys
+source, recipient, early = json.load(sys.stdin)
+if early:  # the EHLO before the banner has ended, then a transaction
+    s = socket.create_connection((sys.argv[1], 25), timeout=60, source_address=(source, 0))
+    s.sendall(b"EHLO early.test\r\n")
+    f = s.makefile("rb")
+    def reply():
+        lines = [f.readline()]
+        while lines[-1][3:4] == b"-":
+            lines.append(f.readline())
+        return lines[-1].decode().strip()
+    reply()
+    for command in (b"MAIL FROM:<x@outside.test>\r\n", f"RCPT TO:<{recipient}>\r\n".encode()):
+        s.sendall(command)
+        last = reply()
+    print(json.dumps(last))
+else:
+    client = smtplib.SMTP(sys.argv[1], 25, local_hostname="probe.outside.test", timeout=60,
+                          source_address=(source, 0))
+    client.ehlo()
+    client.mail("x@outside.test")
+    code, text = client.rcpt(recipient)
+    if code == 250:
+        client.data(f"From: x@outside.test\r\nTo: {recipient}\r\nSubject: screened from {source}\r\n\r\nhi\r\n")
+    client.quit()
+    print(json.dumps(f"{code} {text.decode()}"))
+"""
+
+
+def screened(site: Site) -> None:
+    """postscreen on port 25, from the outside machine's three addresses: listed in the
+    test blocklist (refused, never reaching smtpd), unlisted (delivered), and one that
+    talks before the greeting (refused)."""
+    target, outside = receiving(site.spec)[0], site.outside
+    for address in (network.LISTED_ADDRESS, network.UNLISTED_ADDRESS):
+        outside.succeed(f"ip addr add {address}/24 dev eth1 2> /dev/null || true")
+    outside.write_file("/tmp/screened.py", SCREENED)
+    wrong = []
+    for source, early, accepted in ((network.LISTED_ADDRESS, False, False), (network.OUTSIDE_ADDRESS, False, True),
+                                    (network.UNLISTED_ADDRESS, True, False)):
+        case = json.dumps(json.dumps([source, target, early]))
+        reply = json.loads(outside.succeed(
+            f"echo {case} | python3 /tmp/screened.py {network.SERVER_ADDRESS}").strip().splitlines()[-1])
+        log.info(f"port 25 from {source}{' (talking early)' if early else ''}: {reply}")
+        if reply.startswith("250") != accepted or not accepted and not reply.startswith("550"):
+            wrong.append(f"from {source}{' talking early' if early else ''}: {reply}")
+    if not wrong:
+        site.wait_for(target, f"screened from {network.OUTSIDE_ADDRESS}")
+    logged = site.server.succeed("cat /var/log/postfix.log")
+    if f"DNSBL rank 2 for [{network.LISTED_ADDRESS}]" not in logged:
+        wrong.append("postscreen did not log the listed client's DNSBL rank")
+    if any("/smtpd[" in line and "connect from" in line and f"[{network.LISTED_ADDRESS}]" in line
+           for line in logged.splitlines()):
+        wrong.append("the listed client reached smtpd")
+    if "PREGREET" not in logged:
+        wrong.append("postscreen did not log the early talker")
+    expect(not wrong, "postscreen:\n" + "\n".join(wrong))
+
+
+def has_postscreen(spec: model.Spec) -> str | None:
+    screen = spec.server.postscreen
+    if screen is None or not any(site.zone == network.DNSBL_ZONE for site in screen.dnsbl):
+        return f"no postscreen asking {network.DNSBL_ZONE}"
+    return None if receiving(spec) else "no mailbox receives mail"
