@@ -41,7 +41,8 @@ class Backend:
 
 REGISTRY = (
     Backend("postfix", "postfix_dir", ("postfix",), 42,
-            lookup_packages=(("files", "postfix-lmdb"), ("mysql", "postfix-mysql"))),
+            lookup_packages=(("files", "postfix-lmdb"), ("mysql", "postfix-mysql")),
+            feature_packages=("libsasl2-modules", "ca-certificates")),  # a relay host's login
     Backend("dovecot", "dovecot_dir", ("dovecot-core", "dovecot-imapd", "dovecot-lmtpd"), 13,
             lookup_packages=(("mysql", "dovecot-mysql"),)),
     Backend("sieve", "sieve_dir", ("dovecot-sieve", "dovecot-managesieved"), 45, divisible=True),

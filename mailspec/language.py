@@ -162,8 +162,9 @@ SERVER = Block("the server block", model.Server, (
             "gid 5000 }", block="a vmail block"),
     Keyword("recipient_delimiter", One(parsers.delimiter, "one character"), "the character of "
             "plus addressing", 'recipient_delimiter "-"'),
-    Keyword("relay_host", One(parsers.relay_host, "a host like `[smtp.example.com]:587`"),
-            "send all outgoing mail through this host", "relay_host [smtp.example.net]:587"),
+    Keyword("relay_host", Custom("relay", "a host like `[smtp.example.com]:587`"), "send all outgoing mail "
+            "through this host, logged in if a block follows", "relay_host [smtp.example.net]:587",
+            field="relay", block="a relay_host block"),
     Keyword("filters", Nested(), "senders and recipients to refuse, and the spam folder",
             "filters { reject_sender spam@bad.example }", block="the filters block"),
     Keyword("spam", Nested(), "the spam scores (rspamd's) from which mail is marked, and refused",
@@ -171,6 +172,16 @@ SERVER = Block("the server block", model.Server, (
     Keyword("postscreen", Nested(), "screen clients on port 25 before smtpd: DNS blocklists and the "
             "pregreet test", "postscreen { dnsbl zen.spamhaus.org 3; threshold 3 }", block="a postscreen block"),
 ), "server { hostname mail.example.com }", required=("hostname",))
+
+RELAY = Block("a relay_host block", model.Relay, (
+    Keyword("login", One(parsers.relay_login, "a user name"), "the user name at the relay",
+            "login mailer@example.net"),
+    Keyword("password_file", One(parsers.daemon_path, _PATH), "the file on the server holding its password "
+            "(0600 root)", 'password_file "/etc/mailspec/relay.password"'),
+    Keyword("tls_name", One(values.hostname, "a host name"), "the name the relay's certificate must have "
+            "(default: the host's; needed for an IP address)", "tls_name smtp.example.net"),
+), 'relay_host [smtp.example.net]:587 { login mailer@example.net; password_file "/etc/mailspec/relay.password" }',
+    required=("login", "password_file"))
 
 TLS = Block("a tls block", model.Tls, (
     Keyword("cert", One(parsers.daemon_path, _PATH), "the certificate chain, PEM",
@@ -340,7 +351,7 @@ LIST = Block("a list block", model.MailingList, (
     Keyword("require_auth", Flag(), "posters must log in", "require_auth"),
 ), "list team { members alice, bob }", required=("members",))
 
-BLOCKS = {b.name: b for b in (TOP, SERVER, TLS, ACME, MTA_STS, VMAIL, MYSQL, FILTERS, SPAM, POSTSCREEN, DOMAIN,
+BLOCKS = {b.name: b for b in (TOP, SERVER, RELAY, TLS, ACME, MTA_STS, VMAIL, MYSQL, FILTERS, SPAM, POSTSCREEN, DOMAIN,
                               DOMAIN_SPAM,
                               LIMITS, DKIM, DMARC, MAILBOX, AUTO_REPLY, LIST)}
 

@@ -48,6 +48,8 @@ class Layout:
     postfix_queue = property(lambda self: self.path("/var/spool/postfix"))
     postfix_data = property(lambda self: self.path("/var/lib/postfix"))
     postfix_log = property(lambda self: self.path("/var/log/postfix.log"))
+    # The relay host's login, `host user:password` (0600 root): the switch writes it.
+    relay_passwords = property(lambda self: self.path("/var/lib/mailspec/relay/passwords"))
     aliases = property(lambda self: self.path("/etc/aliases"))
     dovecot_base = property(lambda self: self.path("/run/dovecot"))
     dovecot_state = property(lambda self: self.path("/var/lib/dovecot"))

@@ -168,6 +168,25 @@ class MtaSts:
 
 
 @attrs.frozen
+class Relay:
+    """All outgoing mail goes through this host, as Postfix's relayhost. With a login,
+    only over TLS whose certificate verifies, as `tls_name` (default: the host's name),
+    and authenticated with the password in `password_file`: a file on the server, read
+    by the switch, never copied into the deploy."""
+
+    host: str  # `[smtp.example.net]:587`: brackets mean no MX lookup
+    login: str | None = None
+    password_file: str | None = None
+    tls_name: str | None = None
+    span: Span | None = _span()
+
+    @property
+    def name(self) -> str:
+        """The host's name or IPv4 address, without brackets or port."""
+        return self.host.split(":")[0].strip("[]")
+
+
+@attrs.frozen
 class Server:
     hostname: str
     addresses: tuple[str, ...] = ()  # public IPv4 and IPv6 addresses: A/AAAA, SPF, the PTR
@@ -181,7 +200,7 @@ class Server:
     mail_location: str = DEFAULT_MAIL_LOCATION
     vmail: Vmail = Vmail()
     recipient_delimiter: str = "+"
-    relay_host: str | None = None
+    relay: Relay | None = None
     filters: Filters = Filters()
     spam: Spam = Spam()
     postscreen: Postscreen | None = None

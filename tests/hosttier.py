@@ -161,10 +161,12 @@ def running(request, mariadb):
 
 
 @contextlib.contextmanager
-def serve(spec_text, backend_kind: str, mariadb, name: str = "host_tier", ports: Ports | None = None):
+def serve(spec_text, backend_kind: str, mariadb, name: str = "host_tier", ports: Ports | None = None,
+          provide=None):
     """The spec `spec_text(backend statement)` compiled relocated, installed and run by
     the real daemons on loopback (on `ports`, else free ones); stopped after, with no
-    fatal line in their logs."""
+    fatal line in their logs. `provide(layout)` puts what an administrator provides
+    (key material the spec names) in place first."""
     need_root()
     for tool in ("postfix", "dovecot", "doveadm", "sievec", "postmap"):
         need_tool(tool)
@@ -189,6 +191,8 @@ def serve(spec_text, backend_kind: str, mariadb, name: str = "host_tier", ports:
         mariadb.source(name, deploy / "sql" / "schema.sql")
         mariadb.source(name, deploy / "sql" / "seed.sql")
     server = HostServer(spec, deploy, layout, tls)
+    if provide is not None:
+        provide(layout)
 
     def readable_by_dovecot():  # as the README says: Dovecot's auth (group) and auth workers (owner)
         if backend_kind == "mysql":

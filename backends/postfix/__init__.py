@@ -68,7 +68,7 @@ def main_cf(spec: model.Spec, tables: postfix_tables.PostfixTables, layout: Layo
     table = map_reference(spec)
     # Only the host itself and what the spec names: not all of 127.0.0.0/8.
     networks = " ".join(("127.0.0.1/32", "[::1]/128", *server.networks))
-    optional = [("relayhost", server.relay_host), ("message_size_limit", server.message_size_limit)]
+    optional = [("relayhost", server.relay and server.relay.host), ("message_size_limit", server.message_size_limit)]
     classes = tables.list_classes
     return [
         Section("identity", (
@@ -145,6 +145,8 @@ def main_cf(spec: model.Spec, tables: postfix_tables.PostfixTables, layout: Layo
         Section("SRS: mail that leaves with an outside sender (forwards, aliases, list members "
                 "outside) gets an SRS sender in our domain; nothing else is rewritten (srs.py)",
                 srs.parameters(spec, layout, table)),
+        *([Section("the relay host: logged in, over TLS that verifies its certificate, or not at all",
+                   relay_login(server.relay, layout))] if server.relay and server.relay.login else []),
         *([Section("postscreen on port 25: DNS blocklists and the pregreet test, before smtpd",
                    postscreen(server.postscreen))] if server.postscreen is not None else []),
         Section("restrictions", (
@@ -208,6 +210,23 @@ def postscreen(screen: model.Postscreen | None) -> tuple[tuple[str, str], ...]:
         *dnsbl,
         ("postscreen_greet_action", "enforce" if screen.pregreet else "ignore"),
         ("postscreen_cache_map", "lmdb:$data_directory/postscreen_cache"),
+    )
+
+
+SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"  # Debian's ca-certificates
+
+
+def relay_login(relay: model.Relay, layout: Layout) -> tuple[tuple[str, str], ...]:
+    """The password table is written by the switch from the password file: it never
+    enters the deploy. A failed login defers the mail, and the log says the relay's reply."""
+    return (
+        ("smtp_sasl_auth_enable", "yes"),
+        ("smtp_sasl_password_maps", f"texthash:{layout.relay_passwords}"),
+        ("smtp_sasl_security_options", "noanonymous"),
+        ("smtp_sasl_tls_security_options", "noanonymous"),
+        ("smtp_tls_policy_maps", f"inline:{{ {{{relay.host} = secure match={relay.tls_name or relay.name}}} }}"),
+        ("smtp_tls_CAfile", layout.path(SYSTEM_CAS)),
+        ("smtp_tls_loglevel", "1"),  # the log says whether the relay's certificate verified
     )
 
 

@@ -150,3 +150,12 @@ def address_not_public(span: Span | None, address: str) -> Diagnostic:
         notes=["other mail servers on the internet cannot reach it, and SPF and the A record "
                "would name it"],
         help="list the addresses the internet reaches the server at")
+
+
+def relay_address_without_name(span: Span, host: str) -> Diagnostic:
+    return Diagnostic.error("E0319", f"the relay {host} is an IP address, and a certificate names a host", span,
+                            "logged in here, over TLS that must verify",
+                            notes=["with a login, mail goes to the relay only if its certificate matches; "
+                                   "a certificate names a host, not an address"],
+                            help="add `tls_name smtp.example.net` with the name in the relay's certificate, "
+                                 "or write the relay by its name")

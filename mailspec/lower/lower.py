@@ -17,7 +17,7 @@ import attrs
 from mailspec import language, model
 from mailspec.diagnostics import Diagnostic
 from mailspec.language import Block, Custom, Flag, Keyword, Many, Nested, One, Refs
-from mailspec.lower import errors, values
+from mailspec.lower import errors, parsers, values
 from mailspec.lower.loader import MAX_PASSWORD_BYTES, read_text, within
 from mailspec.lower.parsers import FAILED, backend_kind, file_path
 from mailspec.lower.parsers import public_address as parse_public_address
@@ -297,6 +297,18 @@ class Lowerer:
                 self.error(errors.address_not_public(value.span, address))
             found.append(address)
         return tuple(sorted(set(found), key=lambda a: (ipaddress.ip_address(a).version, ipaddress.ip_address(a))))
+
+    def relay(self, entry: Entry, domain: None) -> model.Relay | None:
+        """`relay_host HOST`, and with a `{ }` block the login it needs there."""
+        host = self.one(entry, parsers.relay_host, "a host like `[smtp.example.com]:587`")
+        if host is FAILED:
+            return None
+        if entry.body is None:
+            return model.Relay(host, span=entry.span)
+        found = self.nested(entry, language.RELAY, None, host=host)
+        if found is not None and found.tls_name is None and parsers.ip_literal(found.name):
+            self.error(errors.relay_address_without_name(entry.span, found.host))
+        return found
 
     def tls(self, entry: Entry, domain: None) -> model.Tls | None:
         found = self.nested(entry, language.TLS, None)

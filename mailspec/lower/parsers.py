@@ -61,6 +61,13 @@ def delimiter(text: str) -> str:
     return text
 
 
+def relay_login(text: str) -> str:
+    """A SASL user name: one word with no `:` (the password table puts one after it)."""
+    if not re.fullmatch(r"[^\s:]{1,255}", text):
+        raise values.Invalid(f"`{text}` is not a user name", "write one word without `:`, like `mailer@example.net`")
+    return text
+
+
 def relay_host(text: str) -> str:
     m = re.fullmatch(r"(\[)?([^\[\]:]+)(\])?(?::(\d+))?", text)
     if not m or bool(m.group(1)) != bool(m.group(3)):

@@ -27,6 +27,7 @@ from mailspec.switch.store import Generation, Store, SwitchError
 Echo = Callable[[str], None]
 ORIGINAL = ".mailspec-original"  # a live directory being replaced by its link (see `prepare`)
 RSPAMD_USER = "_rspamd"
+RELAY_PASSWORD_HELP = "write the password the relay gave you into it, alone on one line, mode 0600 root"
 # systemd runs postsrsd with the generation's settings: Debian's unit runs a launcher
 # that reads /etc/default/postsrsd instead.
 POSTSRSD_DROP_IN = "/etc/systemd/system/postsrsd.service.d/mailspec.conf"
@@ -196,7 +197,7 @@ def outside_digests(request: Request | None) -> dict[str, str]:
         return {}
     found = {}
     for path in (request.tls_cert, request.tls_key, request.mysql_option_file, *request.dkim_keys,
-                 request.srs_secret):
+                 request.srs_secret, request.relay_password_file):
         if path is not None:
             try:
                 found[path] = _digests(path)[0]
@@ -321,25 +322,42 @@ def _key_material(request: Request) -> None:
             raise SwitchError(f"the TLS {what} the spec names, {path}, does not exist",
                               "put it there (`mailspec certs` makes a test one; an ACME client a real one)")
     for path in request.dkim_keys:
-        try:
-            found = os.stat(path)
-        except OSError:
-            raise SwitchError(f"the DKIM key {path} does not exist",
-                              f"make it with `mailspec keys SPEC --out DIR` and install DIR at "
-                              f"{os.path.dirname(os.path.dirname(path))}") from None
-        if found.st_mode & 0o077:
-            raise SwitchError(f"the DKIM key {path} can be read by others than its owner",
-                              f"chmod 0600 {path}, and make a new key if others had it")
+        _secret(path, "the DKIM key", f"make it with `mailspec keys SPEC --out DIR` and install DIR at "
+                                      f"{os.path.dirname(os.path.dirname(path))}")
     if request.srs_secret is not None:
-        try:
-            found = os.stat(request.srs_secret)
-        except OSError:
-            raise SwitchError(f"the SRS secret {request.srs_secret} does not exist",
-                              "make it with `mailspec keys SPEC --out DIR` (with the DKIM keys), or copy "
-                              "the one the domain's other MX hosts use") from None
-        if found.st_mode & 0o077:
-            raise SwitchError(f"the SRS secret {request.srs_secret} can be read by others than its owner",
-                              f"chmod 0600 {request.srs_secret}, and make a new one if others had it")
+        _secret(request.srs_secret, "the SRS secret", "make it with `mailspec keys SPEC --out DIR` (with the "
+                                                      "DKIM keys), or copy the one the domain's other MX hosts use")
+    if request.relay_password_file is not None:
+        _secret(request.relay_password_file, "the relay host's password file", RELAY_PASSWORD_HELP)
+
+
+def _secret(path: str, what: str, missing: str) -> None:
+    """A file of key material: there, and readable by its owner only."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        raise SwitchError(f"{what} {path} does not exist", missing) from None
+    if found.st_mode & 0o077:
+        raise SwitchError(f"{what} {path} can be read by others than its owner",
+                          f"chmod 0600 {path}, and replace it if others had it")
+
+
+def _relay_passwords(request: Request) -> None:
+    """Postfix's password table for the relay host, from the password file, 0600 root
+    (the SMTP client reads it before it drops its privileges). Outside the generations:
+    no copy of the password is kept in them."""
+    path = request.layout.relay_passwords
+    if request.relay_password_file is None:
+        if os.path.exists(path):
+            os.unlink(path)
+        return
+    _secret(request.relay_password_file, "the relay host's password file", RELAY_PASSWORD_HELP)
+    with open(request.relay_password_file, encoding="utf-8") as handle:
+        password = handle.read().strip("\r\n")
+    if not password or "\n" in password:
+        raise SwitchError(f"the relay host's password file {request.relay_password_file} does not hold one "
+                          "password on one line", "write the password alone into it")
+    _replace_if_changed(path, f"{request.relay_host} {request.relay_login}:{password}\n".encode(), 0o600)
 
 
 def _keys_for_rspamd(request: Request) -> None:
@@ -387,6 +405,7 @@ def prepare(store: Store, request: Request, echo: Echo) -> None:
     _accounts_and_directories(request)
     _keys_for_rspamd(request)
     _postsrsd(request)
+    _relay_passwords(request)
 
 
 def _postsrsd(request: Request) -> None:

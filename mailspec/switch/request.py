@@ -33,6 +33,9 @@ class Request:
     database: Database | None = None  # the mysql backend's (its password: mysql_option_file)
     dkim_keys: tuple[str, ...] = ()  # the private keys rspamd signs with (`mailspec keys` makes them)
     srs_secret: str | None = None  # postsrsd's secret as `mailspec keys` made it: the switch installs it
+    relay_host: str | None = None  # with a login: Postfix's relayhost, the key of its password table
+    relay_login: str | None = None
+    relay_password_file: str | None = None  # the relay's password, read on the server
 
     def to_json(self) -> str:
         data = attrs.asdict(self, recurse=True)
@@ -48,6 +51,13 @@ class Request:
         database = Database(**database) if database else None
         return cls(**{**data, "packages": tuple(data["packages"]), "dkim_keys": tuple(data.get("dkim_keys", ()))},
                    layout=layout, database=database)
+
+
+# The backends whose feature_packages a server needs only when its spec uses the feature.
+FEATURES = {
+    "acme": lambda server: server.tls.acme is not None,
+    "postfix": lambda server: server.relay is not None and server.relay.login is not None,  # SASL PLAIN
+}
 
 
 def write_bundle(bundle: str, spec: model.Spec, layout: Layout) -> None:
@@ -73,8 +83,9 @@ def from_spec(spec: model.Spec, layout: Layout) -> Request:
     mysql = server.backend.kind is model.BackendKind.MYSQL
     lookups = server.backend.kind.value
     packages = {package for backend in REGISTRY for package in backend.needs(lookups)}
-    if server.tls.acme is not None:
-        packages.update(BY_NAME["acme"].feature_packages)
+    for backend, used in FEATURES.items():
+        if used(server):
+            packages.update(BY_NAME[backend].feature_packages)
     packages = sorted(packages)
     return Request(
         spec=spec.name, vmail_user=server.vmail.user, vmail_uid=server.vmail.uid, vmail_gid=server.vmail.gid,
@@ -85,4 +96,10 @@ def from_spec(spec: model.Spec, layout: Layout) -> Request:
         database=Database(server.backend.user, server.backend.database, server.backend.host, server.backend.port,
                           server.backend.socket) if mysql else None,
         dkim_keys=tuple(sorted({signer.path for signer in signers(spec, layout)})),
-        srs_secret=f"{layout.path(server.keys)}/{SRS_SECRET}" if spec.domains else None)
+        srs_secret=f"{layout.path(server.keys)}/{SRS_SECRET}" if spec.domains else None,
+        **(_relay(server.relay, layout) if server.relay and server.relay.login else {}))
+
+
+def _relay(relay: model.Relay, layout: Layout) -> dict[str, str]:
+    return {"relay_host": relay.host, "relay_login": relay.login,
+            "relay_password_file": layout.path(relay.password_file)}
