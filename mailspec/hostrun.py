@@ -8,6 +8,7 @@ Needs root (Postfix's master and Dovecot drop privileges themselves).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -164,3 +165,28 @@ def _descendants(parents: set[int]) -> set[int]:
                 found.add(child)
                 todo.append(child)
     return found
+
+
+OUTSIDE_HOST, OUTSIDE_CLIENT = "10.213.0.1", "10.213.0.2"
+
+
+@contextlib.contextmanager
+def outside_namespace():
+    """A network namespace joined to the host by a veth pair: a client at OUTSIDE_CLIENT
+    reaches the host's daemons at OUTSIDE_HOST from outside mynetworks (the host trusts
+    loopback). Yields run(argv, **options): argv run inside it. Removed after."""
+    name = f"ms{os.getpid()}"
+    commands = [["ip", "netns", "add", name],
+                ["ip", "link", "add", f"{name}a", "type", "veth", "peer", "name", f"{name}b"],
+                ["ip", "link", "set", f"{name}b", "netns", name],
+                ["ip", "addr", "add", f"{OUTSIDE_HOST}/30", "dev", f"{name}a"],
+                ["ip", "link", "set", f"{name}a", "up"],
+                ["ip", "netns", "exec", name, "ip", "addr", "add", f"{OUTSIDE_CLIENT}/30", "dev", f"{name}b"],
+                ["ip", "netns", "exec", name, "ip", "link", "set", f"{name}b", "up"]]
+    try:
+        for command in commands:
+            subprocess.run(command, check=True, capture_output=True)
+        yield lambda argv, **options: subprocess.run(["ip", "netns", "exec", name, *argv], **options)
+    finally:
+        subprocess.run(["ip", "link", "del", f"{name}a"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
-import os
 import shutil
 import smtplib
 import ssl
@@ -21,7 +20,7 @@ from conftest import need_root, need_tool
 from mariadb_server import DB_PASSWORD, DB_USER
 
 from mailspec.certs import make_certificates
-from mailspec.hostrun import HostServer, free_layout
+from mailspec.hostrun import OUTSIDE_HOST, HostServer, free_layout, outside_namespace
 from mailspec.layout import Layout, Ports
 from mailspec.pipeline import check, check_and_write, load_and_lower
 
@@ -222,16 +221,15 @@ def serve(spec_text, backend_kind: str, mariadb, name: str = "host_tier", ports:
 
 
 # A client outside mynetworks: the server trusts all of 127.0.0.0/8, so relay tests
-# from loopback would pass for the wrong reason. This namespace reaches the host over
-# a veth pair that the fixture creates and removes.
-PROBE = """
+# from loopback would pass for the wrong reason (hostrun.outside_namespace).
+PROBE = f"""
 import smtplib, ssl, sys
 port, tls, sender, recipient = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 context = ssl.create_default_context(); context.check_hostname = False; context.verify_mode = ssl.CERT_NONE
 if tls == "implicit":
-    client = smtplib.SMTP_SSL("10.213.0.1", port, local_hostname="outside.test", context=context, timeout=15)
+    client = smtplib.SMTP_SSL("{OUTSIDE_HOST}", port, local_hostname="outside.test", context=context, timeout=15)
 else:
-    client = smtplib.SMTP("10.213.0.1", port, local_hostname="outside.test", timeout=15)
+    client = smtplib.SMTP("{OUTSIDE_HOST}", port, local_hostname="outside.test", timeout=15)
     client.ehlo()
     if tls == "starttls":
         client.starttls(context=context)
@@ -243,27 +241,13 @@ print(client.rcpt(recipient)[0])
 
 @pytest.fixture(scope="module")
 def outside():
-    """run(port, tls, sender, recipient) -> the RCPT reply code, from 10.213.0.2."""
+    """run(port, tls, sender, recipient) -> the RCPT reply code, from OUTSIDE_CLIENT."""
     need_root()
     need_tool("ip")
-    name = f"ms{os.getpid()}"
-    commands = [["ip", "netns", "add", name],
-                ["ip", "link", "add", f"{name}a", "type", "veth", "peer", "name", f"{name}b"],
-                ["ip", "link", "set", f"{name}b", "netns", name],
-                ["ip", "addr", "add", "10.213.0.1/30", "dev", f"{name}a"],
-                ["ip", "link", "set", f"{name}a", "up"],
-                ["ip", "netns", "exec", name, "ip", "addr", "add", "10.213.0.2/30", "dev", f"{name}b"],
-                ["ip", "netns", "exec", name, "ip", "link", "set", f"{name}b", "up"]]
-    try:
-        for command in commands:
-            subprocess.run(command, check=True, capture_output=True)
-
+    with outside_namespace() as inside:
         def run(port: int, tls: str, sender: str, recipient: str) -> int:
-            done = subprocess.run(["ip", "netns", "exec", name, sys.executable, "-c", PROBE, str(port),
-                                   tls, sender, recipient], capture_output=True, text=True, timeout=60)
+            done = inside([sys.executable, "-c", PROBE, str(port), tls, sender, recipient],
+                          capture_output=True, text=True, timeout=60)
             assert done.returncode == 0, done.stderr
             return int(done.stdout.strip())
         yield run
-    finally:
-        subprocess.run(["ip", "link", "del", f"{name}a"], capture_output=True)
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
