@@ -2,8 +2,10 @@
 by the real daemons, 500 messages sent on port 25 from outside mynetworks (a network
 namespace, so rspamd scans them as mail from the internet: SPF, DKIM, DMARC, the spam
 rules), first with rspamd as Postfix's milter, then with the milter taken out of the
-running main.cf. Prints messages per second (until the last is in its Maildir) and the
-p50/p99 of the SMTP transaction, which is where the milter works. Needs root.
+running main.cf. rspamd asks a local nsd that serves the sender's and the server's
+zones (as a server's resolver would answer them; the public blocklists are refused at
+once). Prints messages per second (until the last is in its Maildir) and the p50/p99
+of the SMTP transaction, which is where the milter works. Needs root.
 
     python bench/filter.py [--messages 500]
 """
@@ -21,9 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from mailspec import hostrun
-from mailspec.certs import make_certificates
-from mailspec.pipeline import compile as compile_spec
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+from dnsserver import Nsd  # noqa: E402  (the tests' nsd)
+
+from mailspec import hostrun  # noqa: E402
+from mailspec.certs import make_certificates  # noqa: E402
+from mailspec.dns.records import fragments  # noqa: E402
+from mailspec.dns.zone import split_zones, standalone, zone_text  # noqa: E402
+from mailspec.pipeline import compile as compile_spec  # noqa: E402
 
 SPEC = """server { hostname mail.bench.example }
 domain bench.example { mailbox inbox { quota 2 GiB } }
@@ -40,6 +47,24 @@ with smtplib.SMTP(host, port, local_hostname="sender.outside.test", timeout=60) 
         took.append(time.perf_counter() - start)
 print(json.dumps(took))
 """
+
+
+def sender_zone() -> str:
+    return (f"outside.test. IN MX 10 mail.outside.test.\nmail.outside.test. IN A {hostrun.OUTSIDE_CLIENT}\n"
+            f'outside.test. IN TXT "v=spf1 ip4:{hostrun.OUTSIDE_CLIENT} -all"\n')
+
+
+def answered_dns(work: Path, spec, layout) -> Nsd:
+    """nsd with the sender's zone and the server's (as `mailspec dns` prints it), and
+    the running rspamd told to ask it."""
+    printed = zone_text(fragments(spec, layout.path(spec.server.keys)), spec.name)
+    zones = {origin: standalone(origin, body) for origin, body in split_zones(printed).items()}
+    zones["outside.test."] = standalone("outside.test.", sender_zone())
+    nsd = Nsd(work / "nsd", zones)
+    Path(layout.rspamd_dir, "local.d", "options.inc").write_text(f'dns {{ nameserver = ["{nsd.address}"]; }}\n')
+    subprocess.run(["kill", "-HUP", Path(layout.rspamd_pid).read_text().split()[0]], check=True)
+    time.sleep(10)  # its workers restart with the new resolver
+    return nsd
 
 
 def delivered(work: Path) -> int:
@@ -66,7 +91,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=500)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="filter", dir="/tmp"))
-    server = None
+    server = nsd = None
     try:
         (work / "bench.mailspec").write_text(SPEC)
         layout = hostrun.free_layout(str(work))
@@ -75,6 +100,7 @@ def main() -> None:
         make_certificates(result.spec, str(work / "tls"))
         server = hostrun.HostServer(result.spec, work / "deploy", layout, work / "tls")
         server.install()
+        nsd = answered_dns(work, result.spec, layout)
         results = {}
         with hostrun.outside_namespace() as inside:
             results["with rspamd"] = run(inside, layout, work, args.messages)
@@ -86,6 +112,8 @@ def main() -> None:
     finally:
         if server is not None:
             server.stop()
+        if nsd is not None:
+            nsd.stop()
         shutil.rmtree(work, ignore_errors=True)
     print(f"{args.messages} messages on port 25 from outside mynetworks")
     print(f"{'':14} {'messages/s':>11} {'p50 ms':>8} {'p99 ms':>8}")
