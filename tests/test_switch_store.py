@@ -102,3 +102,40 @@ def test_a_link_out_of_the_postfix_directory_is_carried_over_as_the_file_it_name
     copied = target / "postfix" / "makedefs.out"
     assert not copied.is_symlink() and copied.read_text() == "# build options\n"
     assert os.readlink(target / "postfix" / "maps.cf") == "dynamicmaps.cf"
+
+
+def relay_request(tmp_path, password_file) -> Request:
+    return Request("site", "vmail", 5000, 5000, "/m", "/c", "/k", None, (), layout=Layout(str(tmp_path / "p")),
+                   relay_host="[smtp.provider.example]:587", relay_login="mailer@provider.example",
+                   relay_password_file=str(password_file))
+
+
+@pytest.mark.parametrize(("content", "mode", "refused"), [
+    (b"s3cret pass\n", 0o600, None),
+    (b"s3cret\r\n", 0o600, None),
+    (b"s3cret\n", 0o644, "can be read by others"),
+    (b"one\ntwo\n", 0o600, "one password on one line"),
+    (b"\n", 0o600, "one password on one line"),
+    (None, 0o600, "does not exist"),
+])
+def test_the_relay_password_table_is_written_from_the_password_file(tmp_path, content, mode, refused):
+    from mailspec.switch.activate import _relay_passwords
+
+    password_file = tmp_path / "relay.password"
+    if content is not None:
+        password_file.write_bytes(content)
+        password_file.chmod(mode)
+    request = relay_request(tmp_path, password_file)
+    table = Path(request.layout.relay_passwords)
+    if refused:
+        with pytest.raises(SwitchError, match=refused):
+            _relay_passwords(request)
+        assert not table.exists()
+        return
+    _relay_passwords(request)
+    password = content.rstrip(b"\r\n")
+    assert table.read_bytes() == b"[smtp.provider.example]:587 mailer@provider.example:" + password + b"\n"
+    assert table.stat().st_mode & 0o777 == 0o600
+    # A spec without the login removes the table: no password stays behind.
+    _relay_passwords(Request("site", "vmail", 5000, 5000, "/m", "/c", "/k", None, (), layout=request.layout))
+    assert not table.exists()

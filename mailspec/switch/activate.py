@@ -352,12 +352,16 @@ def _relay_passwords(request: Request) -> None:
             os.unlink(path)
         return
     _secret(request.relay_password_file, "the relay host's password file", RELAY_PASSWORD_HELP)
-    with open(request.relay_password_file, encoding="utf-8") as handle:
-        password = handle.read().strip("\r\n")
-    if not password or "\n" in password:
+    try:
+        with open(request.relay_password_file, "rb") as handle:
+            password = handle.read().rstrip(b"\r\n")
+    except OSError as error:
+        raise SwitchError(f"the relay host's password file {request.relay_password_file} cannot be read: "
+                          f"{error.strerror}", RELAY_PASSWORD_HELP) from None
+    if not password or b"\n" in password:
         raise SwitchError(f"the relay host's password file {request.relay_password_file} does not hold one "
-                          "password on one line", "write the password alone into it")
-    _replace_if_changed(path, f"{request.relay_host} {request.relay_login}:{password}\n".encode(), 0o600)
+                          "password on one line", RELAY_PASSWORD_HELP)
+    _replace_if_changed(path, f"{request.relay_host} {request.relay_login}:".encode() + password + b"\n", 0o600)
 
 
 def _keys_for_rspamd(request: Request) -> None:
