@@ -53,17 +53,28 @@ def _joined(targets) -> str:
     return ",".join(sorted({str(t) for t in targets}))
 
 
+def sender_logins(spec: model.Spec) -> tuple[tuple[str, str], ...]:
+    """smtpd_sender_login_maps' rows, (address, logins): a mailbox's address and its
+    mailbox aliases in every name of its domain, and its send-as rights. Alone, for
+    rspamd's From-header check, which needs no other table (building them all cost a
+    quarter of a second and 50 MB at 100,000 mailboxes)."""
+    aliases_of = model.alias_domains(spec.domains)
+    senders: dict[str, list[str]] = defaultdict(list)
+    for domain in spec.domains:
+        for mailbox in domain.mailboxes:
+            login = str(domain.address(mailbox.local))
+            for name in domain.names:
+                senders[f"{mailbox.local}@{name}"].append(login)
+            for ref in mailbox.aliases:
+                target = model.canonical(ref.address, aliases_of)
+                for name in (domain.names if target.domain == domain.name else (target.domain,)):
+                    senders[f"{target.local}@{name}"].append(login)
+            for ref in mailbox.send_as:
+                senders[str(model.canonical(ref.address, aliases_of))].append(login)
+    return tuple(sorted((k, _joined(v)) for k, v in senders.items()))
+
+
 def build(spec: model.Spec) -> PostfixTables:
-    """The tables of a spec, built once: the postfix, sql and rspamd backends all ask."""
-    if not (_memo and _memo[0] is spec):
-        _memo[:] = [spec, _build(spec)]
-    return _memo[1]
-
-
-_memo: list = []  # [the spec, its tables]; a spec is frozen, so its identity is its key
-
-
-def _build(spec: model.Spec) -> PostfixTables:
     domains = spec.domains
     aliases_of = model.alias_domains(domains)
 
@@ -81,7 +92,6 @@ def _build(spec: model.Spec) -> PostfixTables:
         return [f"{local}@{name}" for name in domain.names]
 
     aliases: dict[str, str] = {}
-    senders: dict[str, list[str]] = defaultdict(list)
     recipient_access: dict[str, str] = {}
     list_access: dict[str, str] = {}
     classes: list[ListClass] = []
@@ -92,15 +102,8 @@ def _build(spec: model.Spec) -> PostfixTables:
         for mailbox in domain.mailboxes:
             own = domain.address(mailbox.local)
             login = str(own)
-            for key in everywhere(domain, mailbox.local):
-                senders[key].append(login)
             for ref in mailbox.aliases:
-                target = canonical(ref.address)
-                aliases[str(target)] = login
-                for name in (domain.names if target.domain == domain.name else (target.domain,)):
-                    senders[f"{target.local}@{name}"].append(login)
-            for ref in mailbox.send_as:
-                senders[str(canonical(ref.address))].append(login)
+                aliases[str(canonical(ref.address))] = login
             if mailbox.send_only:
                 for key in everywhere(domain, mailbox.local):
                     recipient_access[key] = "REJECT 5.1.1 send-only mailbox: it does not receive mail"
@@ -151,7 +154,7 @@ def _build(spec: model.Spec) -> PostfixTables:
         virtual_alias_domains=tuple(sorted((a.name, "OK") for d in domains for a in d.also)),
         virtual_mailboxes=tuple(sorted(mailboxes)),
         virtual_aliases=tuple(sorted(aliases.items())),
-        sender_login=tuple(sorted((k, _joined(v)) for k, v in senders.items())),
+        sender_login=sender_logins(spec),
         recipient_access=tuple(sorted(recipient_access.items())),
         sender_access=tuple(sorted(sender_access)),
         list_access=tuple(sorted(list_access.items())),

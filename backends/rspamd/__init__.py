@@ -73,7 +73,7 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
         "rspamd/local.d/force_actions.conf": render(__name__, "force_actions.conf.j2"),
         "rspamd/rspamd.local.lua": render(__name__, "rspamd.local.lua.j2", map=SENDERS_MAP,
                                           delimiter=spec.server.recipient_delimiter),
-        f"rspamd/{SENDERS_MAP}": lookup_table(postfix_tables.build(spec).sender_login),
+        f"rspamd/{SENDERS_MAP}": lookup_table(postfix_tables.sender_logins(spec)),
         "rspamd/local.d/worker-proxy.inc": render(__name__, "worker-proxy.inc.j2", port=ports.milter),
         "rspamd/local.d/worker-normal.inc": render(__name__, "worker-normal.inc.j2"),
         "rspamd/local.d/worker-controller.inc": render(__name__, "worker-controller.inc.j2",
