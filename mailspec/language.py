@@ -169,6 +169,8 @@ SERVER = Block("the server block", model.Server, (
             "filters { reject_sender spam@bad.example }", block="the filters block"),
     Keyword("spam", Nested(), "the spam scores (rspamd's) from which mail is marked, and refused",
             "spam { mark 6; reject 15 }", block="a spam block"),
+    Keyword("rate_limits", Nested(), "how many connections one client may open on port 25",
+            "rate_limits { connections 10; connection_rate 30 }", block="a rate_limits block"),
     Keyword("postscreen", Nested(), "screen clients on port 25 before smtpd: DNS blocklists and the "
             "pregreet test", "postscreen { dnsbl zen.spamhaus.org 3; threshold 3 }", block="a postscreen block"),
 ), "server { hostname mail.example.com }", required=("hostname",))
@@ -245,6 +247,13 @@ SPAM = Block("a spam block", model.Spam, (
     Keyword("mark", _SCORE, _MARK, "mark 6"),
     Keyword("reject", _SCORE, _REJECT, "reject 15"),
 ), "spam { mark 6; reject 15 }")
+
+RATE_LIMITS = Block("a rate_limits block", model.RateLimits, (
+    Keyword("connections", One(values.integer, "a whole number from 1 to 1000", (1, 1000)), "connections "
+            "one client may have open at once on port 25 (default: Postfix's 50)", "connections 10"),
+    Keyword("connection_rate", One(values.integer, "a whole number from 1 to 10000", (1, 10000)), "new "
+            "connections one client may open a minute on port 25 (default: no limit)", "connection_rate 30"),
+), "rate_limits { connections 10; connection_rate 30 }")
 
 POSTSCREEN = Block("a postscreen block", model.Postscreen, (
     Keyword("dnsbl", Many(parsers.dnsbl, "blocklists like `zen.spamhaus.org 3`"), "DNS blocklists and the "
@@ -351,9 +360,8 @@ LIST = Block("a list block", model.MailingList, (
     Keyword("require_auth", Flag(), "posters must log in", "require_auth"),
 ), "list team { members alice, bob }", required=("members",))
 
-BLOCKS = {b.name: b for b in (TOP, SERVER, RELAY, TLS, ACME, MTA_STS, VMAIL, MYSQL, FILTERS, SPAM, POSTSCREEN, DOMAIN,
-                              DOMAIN_SPAM,
-                              LIMITS, DKIM, DMARC, MAILBOX, AUTO_REPLY, LIST)}
+BLOCKS = {b.name: b for b in (TOP, SERVER, RELAY, TLS, ACME, MTA_STS, VMAIL, MYSQL, FILTERS, SPAM, RATE_LIMITS,
+                              POSTSCREEN, DOMAIN, DOMAIN_SPAM, LIMITS, DKIM, DMARC, MAILBOX, AUTO_REPLY, LIST)}
 
 
 def statement_keywords() -> tuple[str, ...]:

@@ -152,6 +152,16 @@ class Postscreen:
     span: Span | None = _span()
 
 
+@attrs.frozen
+class RateLimits:
+    """Limits per client on port 25 (Postfix's anvil), for clients outside the trusted
+    networks; None: Postfix's own (50 at once, no rate)."""
+
+    connections: int | None = None  # at once, from one client
+    connection_rate: int | None = None  # new connections a minute, from one client
+    span: Span | None = _span()
+
+
 class StsMode(enum.Enum):
     ENFORCE = "enforce"
     TESTING = "testing"
@@ -204,6 +214,7 @@ class Server:
     filters: Filters = Filters()
     spam: Spam = Spam()
     postscreen: Postscreen | None = None
+    rate_limits: RateLimits = RateLimits()
     span: Span | None = _span()
 
 

@@ -184,13 +184,17 @@ _SUBMISSION = (
 
 
 def port_25(spec: model.Spec, layout: Layout) -> list[Service]:
-    """smtpd on port 25, or postscreen in front of it; submission never goes through it."""
-    port = layout.ports.smtp
+    """smtpd on port 25, or postscreen in front of it; submission never goes through
+    either, nor the rate limits (trusted networks are exempt from them too)."""
+    port, limits = layout.ports.smtp, spec.server.rate_limits
+    options = tuple(f"{name}={value}" for name, value in (
+        ("smtpd_client_connection_count_limit", limits.connections),
+        ("smtpd_client_connection_rate_limit", limits.connection_rate)) if value is not None)
     if spec.server.postscreen is None:
-        return [Service(f"{port} inet  n       -       n       -       -       smtpd")]
+        return [Service(f"{port} inet  n       -       n       -       -       smtpd", options)]
     return [
         Service(f"{port} inet  n       -       n       -       1       postscreen"),
-        Service("smtpd     pass  -       -       n       -       -       smtpd"),
+        Service("smtpd     pass  -       -       n       -       -       smtpd", options),
         Service("dnsblog   unix  -       -       n       -       0       dnsblog"),
         Service("tlsproxy  unix  -       -       n       -       0       tlsproxy"),
     ]
