@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import socket
 import ssl
@@ -28,15 +29,58 @@ class HostRunError(Exception):
     pass
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct free loopback ports (all held open while they are chosen)."""
-    sockets = [socket.socket() for _ in range(count)]
-    for probe in sockets:
-        probe.bind(("127.0.0.1", 0))
-    ports = [probe.getsockname()[1] for probe in sockets]
-    for probe in sockets:
-        probe.close()
-    return ports
+# Ports for relocated servers and the tests' daemons: below Linux's ephemeral range
+# (32768-60999, which outgoing connections take), and reserved across processes by a
+# file each, since a server binds its ports long after they are chosen (rspamd loads
+# for 20 s first): two pytest workers once chose the same port, and Dovecot could not
+# listen. A reservation lasts as long as the process that made it.
+PORT_RANGE = (20000, 32000)
+RESERVATIONS = "/tmp/mailspec-ports"
+
+
+def free_ports(count: int, kind: int = socket.SOCK_STREAM) -> list[int]:
+    """`count` distinct ports that nothing listens on, reserved for this process."""
+    os.makedirs(RESERVATIONS, exist_ok=True)
+    chosen: list[int] = []
+    for port in random.sample(range(*PORT_RANGE), PORT_RANGE[1] - PORT_RANGE[0]):
+        if _reserve(port) and _bindable(port, kind):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise OSError(f"no {count} free ports in {PORT_RANGE[0]}-{PORT_RANGE[1]}")
+
+
+def _reserve(port: int) -> bool:
+    path = os.path.join(RESERVATIONS, str(port))
+    for _ in range(2):
+        try:
+            made = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path) as handle:
+                    owner = handle.read()
+            except OSError:
+                return False
+            if not owner.isdigit() or alive(int(owner)):  # empty: being written now
+                return False
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # its process has ended
+            continue
+        except PermissionError:  # another user's directory: choose without reserving
+            return True
+        with os.fdopen(made, "w") as handle:
+            handle.write(str(os.getpid()))
+        return True
+    return False
+
+
+def _bindable(port: int, kind: int) -> bool:
+    with socket.socket(socket.AF_INET, kind) as probe:
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
 
 
 def free_layout(prefix: str) -> Layout:

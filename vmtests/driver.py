@@ -13,6 +13,7 @@ from pathlib import Path
 
 import attrs
 
+from mailspec.hostrun import free_ports
 from mailspec.vmtests import log, network, qemu, snapshot
 from mailspec.vmtests.deploy import Compiled, install_deploy
 from mailspec.vmtests.image import ensure_image
@@ -69,7 +70,7 @@ class Driver:
     def lan_pair(self, first: tuple[str, str], second: tuple[str, str],
                  first_snapshot: Path | None = None) -> tuple[Machine, Machine]:
         """Two machines (name, LAN address) joined by one datagram link, started together."""
-        ports = qemu.free_ports(2, socket.SOCK_DGRAM)
+        ports = free_ports(2, socket.SOCK_DGRAM)
         a = self.machine(first[0], first[1], ports, "52:54:00:00:00:01", first_snapshot)
         b = self.machine(second[0], second[1], (ports[1], ports[0]), "52:54:00:00:00:02")
         start_all([a, b])

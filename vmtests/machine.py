@@ -15,7 +15,7 @@ import paramiko
 from qemu.qmp import QMPError
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
-from mailspec.hostrun import greets
+from mailspec.hostrun import free_ports, greets
 from mailspec.vmtests import log, mail, qemu
 from mailspec.vmtests.image import Image
 from mailspec.vmtests.log import retry
@@ -45,7 +45,7 @@ class Machine:
         self.console = workdir / "console.log"
         self.qmp_path = workdir / "qmp.sock"
         self.disk = workdir / "disk.qcow2"
-        self.lan = lan or tuple(qemu.free_ports(2, socket.SOCK_DGRAM))
+        self.lan = lan or tuple(free_ports(2, socket.SOCK_DGRAM))
         self.lan_address, self.lan_mac = lan_address, lan_mac
         self.forwards: dict[int, int] = {}
         self.udp_forwards: dict[int, int] = {}
@@ -78,9 +78,9 @@ class Machine:
         """Start QEMU. Another process may take a forwarded port between choosing it and
         QEMU binding it; QEMU then exits at once, and new ports are chosen."""
         for attempt in range(attempts):
-            self.forwards = dict(zip(GUEST_PORTS.values(), qemu.free_ports(len(GUEST_PORTS)), strict=True))
+            self.forwards = dict(zip(GUEST_PORTS.values(), free_ports(len(GUEST_PORTS)), strict=True))
             self.udp_forwards = dict(zip(GUEST_UDP_PORTS.values(),
-                                         qemu.free_ports(len(GUEST_UDP_PORTS), socket.SOCK_DGRAM), strict=True))
+                                         free_ports(len(GUEST_UDP_PORTS), socket.SOCK_DGRAM), strict=True))
             try:
                 self._launch_once(incoming)
                 return

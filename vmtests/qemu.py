@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,18 +20,6 @@ ACCELERATORS = ("kvm", "tcg")
 
 class QemuError(Exception):
     pass
-
-
-def free_ports(count: int, kind: int = socket.SOCK_STREAM) -> list[int]:
-    """`count` distinct loopback ports that are free now (all held open until chosen)."""
-    probes = [socket.socket(socket.AF_INET, kind) for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
 
 
 def choose_accelerator(image: Image, override: str | None = None) -> str:
