@@ -39,7 +39,6 @@ server {{
     reject_recipient old@example.com, blocked.example
   }}
   postscreen {{ pregreet yes }}  # 127.0.0.1 is trusted and skips it; 127.0.0.2 is not
-  rate_limits {{ connection_rate 5 }}  # a minute, per client outside the trusted networks
 }}
 domain example.com {{
   also example.net

@@ -208,20 +208,6 @@ def test_postscreen_refuses_a_client_that_talks_before_the_greeting(running):
     assert "PREGREET" in open(log).read()
 
 
-def test_port_25_refuses_a_client_over_its_connection_rate(running):
-    """rate_limits { connection_rate 5 }: the sixth connection in a minute from 127.0.0.4
-    is refused with 421; 127.0.0.1 (trusted) is never limited."""
-    def greeting(source: str) -> int:
-        client = smtplib.SMTP(local_hostname="client.test", timeout=60, source_address=(source, 0))
-        try:
-            return client.connect("127.0.0.1", running.ports.smtp)[0]
-        finally:
-            client.close()
-    codes = [greeting("127.0.0.4") for _ in range(6)]
-    assert codes == [220] * 5 + [421], codes
-    assert [greeting("127.0.0.1") for _ in range(8)] == [220] * 8
-
-
 def test_list_posting_policies(running):
     with running.smtp() as client:
         with pytest.raises(smtplib.SMTPRecipientsRefused):  # members only
