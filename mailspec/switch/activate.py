@@ -20,7 +20,7 @@ from mailspec.backends.sql.rows import COLUMNS
 from mailspec.layout import Layout
 from mailspec.paths import write_with_mode
 from mailspec.switch import acme, build, database, packages, units
-from mailspec.switch.daemons import Daemons, changes
+from mailspec.switch.daemons import NOTICED, Daemons, changes
 from mailspec.switch.request import Request
 from mailspec.switch.store import Generation, Store, SwitchError
 
@@ -177,9 +177,17 @@ def _needs(store: Store, current: int | None, deploy: str, outside: dict[str, st
     if not (old and new):
         return dict.fromkeys(units.NAMES, "restart")
     needs = changes(old, new)
-    if needs.get("postfix") == "restart" and _settings(os.path.join(store.path(current), "deploy")) == \
+    before = os.path.join(store.path(current), "deploy")
+    if needs.get("postfix") == "restart" and _settings(before) == \
             _settings(deploy):  # master.cf's comments changed (its header names the spec file)
         needs["postfix"] = "reload"
+    changed = {p for p in old.keys() | new.keys() if old.get(p) != new.get(p)}
+    for daemon in list(needs):
+        mine = [p for p in changed if p.startswith(daemon + "/") and p not in NOTICED]
+        # Only comments changed (every header names the spec file): nothing to reload.
+        # A Dovecot reload ends the LMTP sessions in progress, and a message came twice.
+        if mine and all(_same_settings(before, deploy, p) for p in mine):
+            del needs[daemon]
     if store.loaded() not in (None, outside):
         needs = {unit.name: needs.get(unit.name, unit.reload) for unit in units.UNITS}
     return needs
@@ -187,8 +195,25 @@ def _needs(store: Store, current: int | None, deploy: str, outside: dict[str, st
 
 def _settings(deploy: str) -> list[str]:
     """master.cf without its comments: what a restart would be for."""
-    with open(os.path.join(deploy, "postfix", "master.cf"), encoding="utf-8") as handle:
+    return _without_comments(os.path.join(deploy, "postfix", "master.cf"))
+
+
+def _without_comments(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as handle:
         return [line for line in handle if not line.lstrip().startswith("#")]
+
+
+NOT_HASH_COMMENTED = (".lua", ".xml", ".txt")  # formats whose comments are not `#` lines
+
+
+def _same_settings(before: str, deploy: str, path: str) -> bool:
+    """Whether a file differs between two deploys in its `#` comments only."""
+    if path.endswith(NOT_HASH_COMMENTED):
+        return False
+    try:
+        return _without_comments(os.path.join(before, path)) == _without_comments(os.path.join(deploy, path))
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def outside_digests(request: Request | None) -> dict[str, str]:
