@@ -47,6 +47,7 @@ REGISTRY = (
             lookup_packages=(("mysql", "dovecot-mysql"),)),
     Backend("sieve", "sieve_dir", ("dovecot-sieve", "dovecot-managesieved"), 45, divisible=True),
     Backend("rspamd", "rspamd_dir", ("rspamd",), 2),
+    Backend("redis", "redis_dir", ("redis-server",), 0),
     Backend("postsrsd", "postsrsd_dir", ("postsrsd",), 0),
     Backend("nginx", "nginx_dir", ("nginx",), 0),
     # The deploy hook and certbot's settings stay in the generation's deploy/.

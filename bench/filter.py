@@ -49,17 +49,17 @@ print(json.dumps(took))
 """
 
 
-def sender_zone() -> str:
-    return (f"outside.test. IN MX 10 mail.outside.test.\nmail.outside.test. IN A {hostrun.OUTSIDE_CLIENT}\n"
-            f'outside.test. IN TXT "v=spf1 ip4:{hostrun.OUTSIDE_CLIENT} -all"\n')
+def sender_zone(client: str) -> str:
+    return (f"outside.test. IN MX 10 mail.outside.test.\nmail.outside.test. IN A {client}\n"
+            f'outside.test. IN TXT "v=spf1 ip4:{client} -all"\n')
 
 
-def answered_dns(work: Path, spec, layout) -> Nsd:
+def answered_dns(work: Path, spec, layout, client: str) -> Nsd:
     """nsd with the sender's zone and the server's (as `mailspec dns` prints it), and
     the running rspamd told to ask it."""
     printed = zone_text(fragments(spec, layout.path(spec.server.keys)), spec.name)
     zones = {origin: standalone(origin, body) for origin, body in split_zones(printed).items()}
-    zones["outside.test."] = standalone("outside.test.", sender_zone())
+    zones["outside.test."] = standalone("outside.test.", sender_zone(client))
     nsd = Nsd(work / "nsd", zones)
     Path(layout.rspamd_dir, "local.d", "options.inc").write_text(f'dns {{ nameserver = ["{nsd.address}"]; }}\n')
     subprocess.run(["kill", "-HUP", Path(layout.rspamd_pid).read_text().split()[0]], check=True)
@@ -75,7 +75,7 @@ def delivered(work: Path) -> int:
 def run(inside, layout, work: Path, count: int) -> dict[str, float]:
     before = delivered(work)
     start = time.perf_counter()
-    done = inside([sys.executable, "-c", SENDER, hostrun.OUTSIDE_HOST, str(layout.ports.smtp), str(count)],
+    done = inside([sys.executable, "-c", SENDER, inside.host, str(layout.ports.smtp), str(count)],
                   capture_output=True, text=True, timeout=3600)
     assert done.returncode == 0, done.stderr
     took = sorted(json.loads(done.stdout))
@@ -100,9 +100,9 @@ def main() -> None:
         make_certificates(result.spec, str(work / "tls"))
         server = hostrun.HostServer(result.spec, work / "deploy", layout, work / "tls")
         server.install()
-        nsd = answered_dns(work, result.spec, layout)
         results = {}
         with hostrun.outside_namespace() as inside:
+            nsd = answered_dns(work, result.spec, layout, inside.client)
             results["with rspamd"] = run(inside, layout, work, args.messages)
             postfix = ["-c", layout.postfix_dir]
             subprocess.run(["postconf", *postfix, "-e", "smtpd_milters=", "non_smtpd_milters="], check=True)

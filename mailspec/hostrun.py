@@ -161,7 +161,7 @@ class HostServer:
         running = self.processes()
         subprocess.run(["postfix", "-c", str(self.postfix_dir), "stop"], capture_output=True)
         subprocess.run(["doveadm", "-c", str(self.dovecot_conf), "stop"], capture_output=True)
-        for daemon in ("rspamd", "postsrsd", "nginx"):  # the masters with no stop command of their own
+        for daemon in ("rspamd", "postsrsd", "nginx", "redis"):  # the masters with no stop command of their own
             pid_file = self.layout.pid_files[daemon]
             try:
                 os.kill(int(Path(pid_file).read_text().split()[0]), 15)
@@ -211,26 +211,53 @@ def _descendants(parents: set[int]) -> set[int]:
     return found
 
 
-OUTSIDE_HOST, OUTSIDE_CLIENT = "10.213.0.1", "10.213.0.2"
+OUTSIDE_SLOTS = 64  # namespaces at once: 10.213.<slot>.0/30 each, held by a lock file
+OUTSIDE_LOCKS = "/tmp/mailspec-outside"
+
+
+@attrs.frozen
+class Outside:
+    """A network namespace outside mynetworks: `client` is its address, `host` the host's
+    across the veth pair. Called like subprocess.run, it runs argv inside."""
+
+    name: str
+    host: str
+    client: str
+
+    def __call__(self, argv: list[str], **options) -> subprocess.CompletedProcess:
+        return subprocess.run(["ip", "netns", "exec", self.name, *argv], **options)
 
 
 @contextlib.contextmanager
 def outside_namespace():
-    """A network namespace joined to the host by a veth pair: a client at OUTSIDE_CLIENT
-    reaches the host's daemons at OUTSIDE_HOST from outside mynetworks (the host trusts
-    loopback). Yields run(argv, **options): argv run inside it. Removed after."""
-    name = f"ms{os.getpid()}"
+    """An Outside joined to the host by a veth pair, on a /30 of its own (two test workers
+    with the same addresses would take each other's replies); removed after."""
+    import fcntl
+
+    os.makedirs(OUTSIDE_LOCKS, exist_ok=True)
+    for slot in range(OUTSIDE_SLOTS):
+        lock = open(os.path.join(OUTSIDE_LOCKS, str(slot)), "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            lock.close()
+    else:
+        raise OSError(f"all {OUTSIDE_SLOTS} outside namespaces are in use")
+    outside = Outside(f"ms{os.getpid()}s{slot}", f"10.213.{slot}.1", f"10.213.{slot}.2")
+    name = outside.name
     commands = [["ip", "netns", "add", name],
                 ["ip", "link", "add", f"{name}a", "type", "veth", "peer", "name", f"{name}b"],
                 ["ip", "link", "set", f"{name}b", "netns", name],
-                ["ip", "addr", "add", f"{OUTSIDE_HOST}/30", "dev", f"{name}a"],
+                ["ip", "addr", "add", f"{outside.host}/30", "dev", f"{name}a"],
                 ["ip", "link", "set", f"{name}a", "up"],
-                ["ip", "netns", "exec", name, "ip", "addr", "add", f"{OUTSIDE_CLIENT}/30", "dev", f"{name}b"],
+                ["ip", "netns", "exec", name, "ip", "addr", "add", f"{outside.client}/30", "dev", f"{name}b"],
                 ["ip", "netns", "exec", name, "ip", "link", "set", f"{name}b", "up"]]
     try:
         for command in commands:
             subprocess.run(command, check=True, capture_output=True)
-        yield lambda argv, **options: subprocess.run(["ip", "netns", "exec", name, *argv], **options)
+        yield outside
     finally:
         subprocess.run(["ip", "link", "del", f"{name}a"], capture_output=True)
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        lock.close()

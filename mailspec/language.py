@@ -169,8 +169,9 @@ SERVER = Block("the server block", model.Server, (
             "filters { reject_sender spam@bad.example }", block="the filters block"),
     Keyword("spam", Nested(), "the spam scores (rspamd's) from which mail is marked, and refused",
             "spam { mark 6; reject 15 }", block="a spam block"),
-    Keyword("rate_limits", Nested(), "how many connections one client may open on port 25",
-            "rate_limits { connections 10; connection_rate 30 }", block="a rate_limits block"),
+    Keyword("rate_limits", Nested(), "how many connections one client may open on port 25, and how many "
+            "messages one login may send",
+            "rate_limits { connections 10; messages_per_hour 200 }", block="a rate_limits block"),
     Keyword("postscreen", Nested(), "screen clients on port 25 before smtpd: DNS blocklists and the "
             "pregreet test", "postscreen { dnsbl zen.spamhaus.org 3; threshold 3 }", block="a postscreen block"),
 ), "server { hostname mail.example.com }", required=("hostname",))
@@ -243,9 +244,15 @@ _SCORE = One(values.integer, "a whole number from 1 to 1000", (1, 1000))
 _MARK = "the score from which a message is spam: it gets `X-Spam-Status: Yes` and goes to the spam folder"
 _REJECT = "the score from which a message is refused at SMTP time"
 
+_GREYLIST = "tempfail the first message from each new client, sender and recipient; the retry is accepted"
+
 SPAM = Block("a spam block", model.Spam, (
     Keyword("mark", _SCORE, _MARK, "mark 6"),
     Keyword("reject", _SCORE, _REJECT, "reject 15"),
+    Keyword("greylist", Flag(), _GREYLIST + " (off by default; never for logins and trusted networks)",
+            "greylist yes"),
+    Keyword("greylist_delay", One(values.duration, "a duration from 1 s to 1 day, like `5m`", (1, 86400)),
+            "how long a greylisted sender must wait before its retry is accepted", "greylist_delay 5m"),
 ), "spam { mark 6; reject 15 }")
 
 RATE_LIMITS = Block("a rate_limits block", model.RateLimits, (
@@ -253,7 +260,10 @@ RATE_LIMITS = Block("a rate_limits block", model.RateLimits, (
             "one client may have open at once on port 25 (default: Postfix's 50)", "connections 10"),
     Keyword("connection_rate", One(values.integer, "a whole number from 1 to 10000", (1, 10000)), "new "
             "connections one client may open a minute on port 25 (default: no limit)", "connection_rate 30"),
-), "rate_limits { connections 10; connection_rate 30 }")
+    Keyword("messages_per_hour", One(values.integer, "a whole number from 1 to 100000", (1, 100000)),
+            "messages one login may send an hour; more are tempfailed (default: no limit)",
+            "messages_per_hour 200"),
+), "rate_limits { connections 10; connection_rate 30; messages_per_hour 200 }")
 
 POSTSCREEN = Block("a postscreen block", model.Postscreen, (
     Keyword("dnsbl", Many(parsers.dnsbl, "blocklists like `zen.spamhaus.org 3`"), "DNS blocklists and the "
@@ -269,6 +279,7 @@ POSTSCREEN = Block("a postscreen block", model.Postscreen, (
 DOMAIN_SPAM = Block("a domain's spam block", model.DomainSpam, (
     Keyword("mark", _SCORE, _MARK + " (default: the server's)", "mark 5"),
     Keyword("reject", _SCORE, _REJECT + " (default: the server's)", "reject 10"),
+    Keyword("greylist", Flag(), _GREYLIST + " (default: the server's)", "greylist no"),
 ), "spam { mark 5; reject 10 }")
 
 DOMAIN = Block("a domain block", model.Domain, (

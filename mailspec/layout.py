@@ -27,6 +27,7 @@ class Ports:
     srs_reinject: int = 10026  # the loopback smtpd whose cleanup rewrites forwarded mail's sender
     http: int = 80  # nginx: redirects to HTTPS (and ACME challenges)
     https: int = 443  # nginx: the MTA-STS policy, autoconfig and autodiscover
+    redis: int = 6380  # mailspec's Redis, for rspamd: 6379 is the host's own, if it has one
 
 
 @attrs.frozen
@@ -62,6 +63,12 @@ class Layout:
     rspamd_log = property(lambda self: self.path("/var/log/rspamd"))
     rspamd_confdir = property(lambda self: self.rspamd_dir if not self.prefix else "/etc/rspamd")
     rspamd_pid = property(lambda self: f"{self.rspamd_run}/rspamd.pid")  # relocated only: systemd's has none
+    # mailspec's own Redis instance (Debian's redis-server@.service template, as
+    # `redis-server@mailspec`): its files, data, log and pid file beside the host's.
+    redis_dir = property(lambda self: self.path("/etc/redis/mailspec"))
+    redis_db = property(lambda self: self.path("/var/lib/redis/mailspec"))
+    redis_log = property(lambda self: self.path("/var/log/redis/redis-mailspec.log"))
+    redis_pid = property(lambda self: self.path("/run/redis-mailspec/redis-server.pid"))
     postsrsd_dir = property(lambda self: self.path("/etc/postsrsd"))
     # The one path Debian's AppArmor profile lets postsrsd read its secret from.
     srs_secret = property(lambda self: self.path("/etc/postsrsd.secret"))
@@ -81,9 +88,9 @@ class Layout:
     pid_files = property(lambda self: {"postfix": f"{self.postfix_queue}/pid/master.pid",
                                        "dovecot": f"{self.dovecot_base}/master.pid",
                                        "rspamd": self.rspamd_pid, "postsrsd": self.postsrsd_pid,
-                                       "nginx": self.nginx_pid})
+                                       "nginx": self.nginx_pid, "redis": self.redis_pid})
     daemon_logs = property(lambda self: (self.postfix_log, self.dovecot_log, f"{self.rspamd_log}/rspamd.log",
-                                         f"{self.nginx_log}/error.log"))
+                                         f"{self.nginx_log}/error.log", self.redis_log))
 
     def rspamd_variables(self, local_confdir: str | None = None) -> list[str]:
         """rspamd's and rspamadm's --var options for this layout (an unlinked generation's

@@ -106,6 +106,8 @@ class Spam:
 
     mark: int = DEFAULT_SPAM_MARK
     reject: int = DEFAULT_SPAM_REJECT
+    greylist: bool = False  # tempfail the first message of each new (client, sender, recipient)
+    greylist_delay: int = 300  # seconds before its retry is accepted (rspamd's default)
     span: Span | None = _span()
 
 
@@ -115,6 +117,7 @@ class DomainSpam:
 
     mark: int | None = None
     reject: int | None = None
+    greylist: bool | None = None
     span: Span | None = _span()
 
 
@@ -155,10 +158,11 @@ class Postscreen:
 @attrs.frozen
 class RateLimits:
     """Limits per client on port 25 (Postfix's anvil), for clients outside the trusted
-    networks; None: Postfix's own (50 at once, no rate)."""
+    networks, and per login on submission; None: Postfix's own (50 at once, no rate)."""
 
     connections: int | None = None  # at once, from one client
     connection_rate: int | None = None  # new connections a minute, from one client
+    messages_per_hour: int | None = None  # sent by one login (rspamd's ratelimit); None: no limit
     span: Span | None = _span()
 
 

@@ -20,7 +20,7 @@ from conftest import need_root, need_tool
 from mariadb_server import DB_PASSWORD, DB_USER
 
 from mailspec.certs import make_certificates
-from mailspec.hostrun import OUTSIDE_HOST, HostServer, free_layout, outside_namespace
+from mailspec.hostrun import HostServer, free_layout, outside_namespace
 from mailspec.layout import Layout, Ports
 from mailspec.pipeline import check, check_and_write, load_and_lower
 
@@ -222,14 +222,14 @@ def serve(spec_text, backend_kind: str, mariadb, name: str = "host_tier", ports:
 
 # A client outside mynetworks: the server trusts all of 127.0.0.0/8, so relay tests
 # from loopback would pass for the wrong reason (hostrun.outside_namespace).
-PROBE = f"""
+PROBE = """
 import smtplib, ssl, sys
-port, tls, sender, recipient = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+host, port, tls, sender, recipient = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 context = ssl.create_default_context(); context.check_hostname = False; context.verify_mode = ssl.CERT_NONE
 if tls == "implicit":
-    client = smtplib.SMTP_SSL("{OUTSIDE_HOST}", port, local_hostname="outside.test", context=context, timeout=15)
+    client = smtplib.SMTP_SSL(host, port, local_hostname="outside.test", context=context, timeout=15)
 else:
-    client = smtplib.SMTP("{OUTSIDE_HOST}", port, local_hostname="outside.test", timeout=15)
+    client = smtplib.SMTP(host, port, local_hostname="outside.test", timeout=15)
     client.ehlo()
     if tls == "starttls":
         client.starttls(context=context)
@@ -241,12 +241,12 @@ print(client.rcpt(recipient)[0])
 
 @pytest.fixture(scope="module")
 def outside():
-    """run(port, tls, sender, recipient) -> the RCPT reply code, from OUTSIDE_CLIENT."""
+    """run(port, tls, sender, recipient) -> the RCPT reply code, from outside mynetworks."""
     need_root()
     need_tool("ip")
     with outside_namespace() as inside:
         def run(port: int, tls: str, sender: str, recipient: str) -> int:
-            done = inside([sys.executable, "-c", PROBE, str(port), tls, sender, recipient],
+            done = inside([sys.executable, "-c", PROBE, inside.host, str(port), tls, sender, recipient],
                           capture_output=True, text=True, timeout=60)
             assert done.returncode == 0, done.stderr
             return int(done.stdout.strip())

@@ -26,7 +26,8 @@ def test_what_is_derived_from_the_registry():
     assert {p for b in REGISTRY for p in b.all_packages} <= set(image.PACKAGES)
     assert dict(installed_dirs(DEFAULT)) == {"postfix": "/etc/postfix", "dovecot": "/etc/dovecot",
                                              "sieve": "/etc/dovecot/sieve", "rspamd": "/etc/rspamd",
-                                             "postsrsd": "/etc/postsrsd", "nginx": "/etc/nginx"}
+                                             "postsrsd": "/etc/postsrsd", "nginx": "/etc/nginx",
+                                             "redis": "/etc/redis/mailspec"}
     assert installed_path(DEFAULT, "dovecot/users") == "/etc/dovecot/users"
 
 

@@ -1,6 +1,7 @@
 """rspamd backend: the one milter that signs outgoing mail (dkim_signing), checks
 incoming mail (SPF, DKIM, DMARC, with Authentication-Results), scores it against the
-spec's spam thresholds, and refuses a logged-in user's From header that is not theirs
+spec's spam thresholds, greylists mail to the domains that ask for it, limits what each
+login sends an hour (both in Redis), and refuses a logged-in user's From header that is not theirs
 (rspamd.local.lua, with a map from the Postfix sender-login rows). Its files go under
 rspamd's own configuration: local.d/ merges into the distribution's settings, and
 override.d/ replaces the ones that must not merge (a list of networks)."""
@@ -18,6 +19,7 @@ from mailspec.layout import Layout
 
 LOOPBACK = ("127.0.0.0/8", "::1")
 SENDERS_MAP = "mailspec/senders.map"  # under rspamd's LOCAL_CONFDIR
+GREYLIST_MAP = "mailspec/greylist.map"
 
 
 @attrs.frozen
@@ -58,8 +60,19 @@ def trusted(spec: model.Spec) -> list[str]:
     return list(dict.fromkeys([*LOOPBACK, *networks]))
 
 
+def greylisted(spec: model.Spec) -> list[str]:
+    """Every name of each domain whose mail is greylisted."""
+    server = spec.server.spam.greylist
+    return sorted(name for d in spec.domains if (server if d.spam.greylist is None else d.spam.greylist)
+                  for name in d.names)
+
+
 def ucl_list(items: list[str]) -> str:
     return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
+
+def lua_list(items: list[str]) -> str:
+    return "{" + ", ".join(f'"{item}"' for item in items) + "}"
 
 
 def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
@@ -72,8 +85,15 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
         "rspamd/local.d/settings.conf": render(__name__, "settings.conf.j2", overrides=overrides(spec)),
         "rspamd/local.d/force_actions.conf": render(__name__, "force_actions.conf.j2"),
         "rspamd/rspamd.local.lua": render(__name__, "rspamd.local.lua.j2", map=SENDERS_MAP,
+                                          greylist_map=GREYLIST_MAP, trusted=lua_list(trusted(spec)),
                                           delimiter=spec.server.recipient_delimiter),
         f"rspamd/{SENDERS_MAP}": lookup_table(postfix_tables.sender_logins(spec)),
+        f"rspamd/{GREYLIST_MAP}": "".join(f"{name}\n" for name in greylisted(spec)),
+        "rspamd/local.d/redis.conf": render(__name__, "redis.conf.j2", port=ports.redis),
+        "rspamd/local.d/greylist.conf": render(__name__, "greylist.conf.j2", map=GREYLIST_MAP,
+                                               delay=spec.server.spam.greylist_delay),
+        "rspamd/local.d/ratelimit.conf": render(__name__, "ratelimit.conf.j2",
+                                                per_hour=spec.server.rate_limits.messages_per_hour),
         "rspamd/local.d/worker-proxy.inc": render(__name__, "worker-proxy.inc.j2", port=ports.milter),
         "rspamd/local.d/worker-normal.inc": render(__name__, "worker-normal.inc.j2"),
         "rspamd/local.d/worker-controller.inc": render(__name__, "worker-controller.inc.j2",

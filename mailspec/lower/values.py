@@ -84,12 +84,15 @@ _SECONDS = {"s": 1, "second": 1, "seconds": 1, "m": 60, "minute": 60, "minutes":
 _DURATION = re.compile(r"(\d+)\s*([A-Za-z]*)")
 
 
-def duration(text: str) -> int:
+def duration(text: str, minimum: int = 0, maximum: int | None = None) -> int:
     """`7d`, `1 week`, `12h` -> seconds. (`days` starts an auto_reply statement, so `7d`.)"""
     m = _DURATION.fullmatch(text.strip())
     if not m or m.group(2) not in _SECONDS:
         raise Invalid(f"`{text}` is not a duration", "write a number and a unit, like `7d`, `1 week` or `12h`")
-    return int(m.group(1)) * _SECONDS[m.group(2)]
+    seconds = int(m.group(1)) * _SECONDS[m.group(2)]
+    if seconds < minimum or (maximum is not None and seconds > maximum):
+        raise Invalid(f"`{text}` is out of range", f"use a duration from {minimum} s to {maximum} s")
+    return seconds
 
 
 _TRUE = {"yes", "on", "true"}

@@ -27,6 +27,7 @@ from mailspec.switch.store import Generation, Store, SwitchError
 Echo = Callable[[str], None]
 ORIGINAL = ".mailspec-original"  # a live directory being replaced by its link (see `prepare`)
 RSPAMD_USER = "_rspamd"
+REDIS_USER = "redis"
 RELAY_PASSWORD_HELP = "write the password the relay gave you into it, alone on one line, mode 0600 root"
 # systemd runs postsrsd with the generation's settings: Debian's unit runs a launcher
 # that reads /etc/default/postsrsd instead.
@@ -36,6 +37,17 @@ POSTSRSD_SERVICE = """# Written by mailspec switch: postsrsd reads the current g
 EnvironmentFile={env}
 ExecStart=
 ExecStart=/usr/sbin/postsrsd -e
+"""
+# mailspec's Redis: an instance of Debian's template with the generation's settings.
+# A generation without them (generation 0) does not start it, at boot either.
+REDIS_UNIT = "redis-server@mailspec"
+REDIS_DROP_IN = f"/etc/systemd/system/{REDIS_UNIT}.service.d/mailspec.conf"
+REDIS_SERVICE = """# Written by mailspec switch: Redis reads the current generation's settings.
+[Unit]
+ConditionPathExists={conf}
+[Service]
+ExecStart=
+ExecStart=/usr/bin/redis-server {conf} --supervised systemd --daemonize no
 """
 
 
@@ -434,6 +446,7 @@ def prepare(store: Store, request: Request, echo: Echo) -> None:
     _accounts_and_directories(request)
     _keys_for_rspamd(request)
     _postsrsd(request)
+    _redis(request, absent)
     _relay_passwords(request)
 
 
@@ -449,6 +462,24 @@ def _postsrsd(request: Request) -> None:
     if not layout.prefix and _replace_if_changed(
             POSTSRSD_DROP_IN, POSTSRSD_SERVICE.format(env=f"{layout.postsrsd_dir}/postsrsd.env").encode(), 0o644):
         build.run("systemctl", "daemon-reload", what="reloading systemd's units")
+
+
+def _redis(request: Request, absent: list[str]) -> None:
+    """Redis's directories, and how systemd is to run mailspec's instance. Debian's own
+    instance, which the package starts, is stopped when mailspec installed the package:
+    it is no one's."""
+    layout = request.layout
+    for directory in (layout.redis_db, os.path.dirname(layout.redis_log), os.path.dirname(layout.redis_pid)):
+        os.makedirs(directory, exist_ok=True)
+        shutil.chown(directory, REDIS_USER, REDIS_USER)
+    if layout.prefix:
+        return
+    if _replace_if_changed(REDIS_DROP_IN, REDIS_SERVICE.format(conf=f"{layout.redis_dir}/redis.conf").encode(),
+                           0o644):
+        build.run("systemctl", "daemon-reload", what="reloading systemd's units")
+    build.run("systemctl", "enable", REDIS_UNIT, what=f"enabling {REDIS_UNIT}")
+    if "redis-server" in absent:
+        build.run("systemctl", "disable", "--now", "redis-server", what="stopping Debian's own Redis")
 
 
 def _replace_if_changed(path: str, data: bytes, mode: int) -> bool:

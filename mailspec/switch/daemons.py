@@ -60,8 +60,9 @@ class Daemons:
         return os.path.exists(os.path.join(self.layout.nginx_dir, nginx.SITE))
 
     def master_pid(self, daemon: str) -> int | None:
-        if daemon in ("rspamd", "postsrsd") and not self.relocated:  # systemd's: in the foreground, no pid file
-            shown = subprocess.run(["systemctl", "show", "--property=MainPID", "--value", daemon],
+        unit = units.BY_NAME[daemon]
+        if unit.foreground and not self.relocated:  # systemd's: no pid file of ours
+            shown = subprocess.run(["systemctl", "show", "--property=MainPID", "--value", unit.systemd_unit],
                                    capture_output=True, text=True).stdout.strip()
             pid = int(shown) if shown.isdigit() else 0
             return pid if pid and alive(pid) else None
@@ -94,7 +95,7 @@ class Daemons:
 
     def _do(self, daemon: str, action: str) -> None:
         if not self.relocated:  # systemd finishes a job even if mailspec dies midway
-            build.run("systemctl", action, daemon, what=f"{action} {daemon}")
+            build.run("systemctl", action, units.BY_NAME[daemon].systemd_unit, what=f"{action} {daemon}")
             return
         commands = self._relocated(daemon, action)
         # Like a systemd job (job.py): in a session of its own and holding the switch
@@ -119,6 +120,7 @@ class Daemons:
             "postsrsd": lambda: ["sh", "-c", f"set -a && . {layout.postsrsd_dir}/postsrsd.env && "
                                  f"exec postsrsd -e -D -p {layout.postsrsd_pid}"],
             "nginx": lambda: ["nginx", "-e", "stderr", "-c", nginx.relocated_config(layout)],
+            "redis": lambda: ["redis-server", f"{layout.redis_dir}/redis.conf", "--daemonize", "yes"],
         }
         own = {
             ("postfix", "reload"): lambda: [["postfix", "-c", layout.postfix_dir, "reload"]],
@@ -157,7 +159,8 @@ class Daemons:
     def _problems(self, probe: str | None) -> list[str]:
         problems = [f"{d} is not running" for d in DAEMONS if self.master_pid(d) is None]
         ports = self.layout.ports
-        for port, what in ((ports.milter, "rspamd's milter"), (ports.srs_forward, "postsrsd's forward table"),
+        for port, what in ((ports.redis, "Redis"), (ports.milter, "rspamd's milter"),
+                           (ports.srs_forward, "postsrsd's forward table"),
                            (ports.srs_reverse, "postsrsd's reverse table")):
             if not listens(port):
                 problems.append(f"{what} on port {port} does not answer")

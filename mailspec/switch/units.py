@@ -1,8 +1,8 @@
 """The daemons a generation configures: what the switch needs to know about each, once.
 
 Each has a live directory (a link into the current generation) named after it. They
-start in this order: rspamd and postsrsd first, so that Postfix never takes mail that
-it must defer for want of its milter or its SRS tables.
+start in this order: Redis, rspamd and postsrsd first, so that Postfix never takes mail
+that it must defer for want of its milter or its SRS tables.
 """
 
 from __future__ import annotations
@@ -14,16 +14,23 @@ from mailspec.layout import Layout
 
 @attrs.frozen
 class Unit:
-    name: str  # its directory in a generation, and its systemd unit
+    name: str  # its directory in a generation, and its systemd unit unless `service` says
     package: str  # the Debian package that installs it
     live_dir: str  # the Layout property naming its live directory
     # The file without which a generation does not run it (generation 0 of a host that
     # had none of it); None: it runs whenever it is installed.
     config: str | None
     reloads: bool = True  # False: it has no reload, and is restarted instead
+    service: str | None = None
+    # Whether systemd knows its main process (it runs in the foreground): else its pid file.
+    foreground: bool = False
 
     def directory(self, layout: Layout) -> str:
         return getattr(layout, self.live_dir)
+
+    @property
+    def systemd_unit(self) -> str:
+        return self.service or self.name
 
     @property
     def reload(self) -> str:
@@ -32,8 +39,11 @@ class Unit:
 
 
 UNITS = (
-    Unit("rspamd", "rspamd", "rspamd_dir", None),
-    Unit("postsrsd", "postsrsd", "postsrsd_dir", "postsrsd.env", reloads=False),
+    # rspamd's store. An instance of Debian's template: the host's own Redis stays its own.
+    Unit("redis", "redis-server", "redis_dir", "redis.conf", reloads=False, service="redis-server@mailspec",
+         foreground=True),
+    Unit("rspamd", "rspamd", "rspamd_dir", None, foreground=True),
+    Unit("postsrsd", "postsrsd", "postsrsd_dir", "postsrsd.env", reloads=False, foreground=True),
     Unit("postfix", "postfix", "postfix_dir", "main.cf"),
     Unit("dovecot", "dovecot-core", "dovecot_dir", "dovecot.conf"),
     # It may serve other sites of the host's: mailspec adds one file to its conf.d/.
