@@ -6,12 +6,14 @@ from fractions import Fraction
 
 from mailspec import __version__, model
 from mailspec.backends import REGISTRY, Backend
-from mailspec.deploydir import FILE_MODE, PRIVATE_MODE, digest
+from mailspec.deploydir import FILE_MODE, PRIVATE_MODE, PROGRAM_MODE, digest
 from mailspec.layout import DEFAULT, Layout
 
 BACKENDS = tuple(backend.module for backend in REGISTRY)
 # Files that hold password hashes: readable by their owner only.
 PRIVATE_FILES = frozenset(path for backend in BACKENDS for path in backend.PRIVATE_FILES)
+# Programs a daemon runs (shell scripts): executable.
+PROGRAM_FILES = frozenset(path for backend in BACKENDS for path in getattr(backend, "PROGRAM_FILES", ()))
 # The check, which the parent runs while the forked writer works, in Backend.weight units.
 CHECK_WEIGHT = 44
 
@@ -19,7 +21,7 @@ Share = list[tuple[Backend, Fraction]]  # each backend, and the fraction of its 
 
 
 def mode(path: str) -> int:
-    return PRIVATE_MODE if path in PRIVATE_FILES else FILE_MODE
+    return PRIVATE_MODE if path in PRIVATE_FILES else PROGRAM_MODE if path in PROGRAM_FILES else FILE_MODE
 
 
 def header(spec: model.Spec) -> str:
@@ -36,6 +38,8 @@ def stamp(path: str, header_line: str) -> str:
         return f"<!-- {header_line[2:].rstrip().replace('--', '- -')} -->\n"  # "--" may not be in a comment
     if path.endswith(".lua"):
         return "--" + header_line[1:]
+    if path.endswith(".sh"):  # the #! line comes first
+        return "#!/bin/sh\n" + header_line
     return header_line
 
 

@@ -42,7 +42,8 @@ def test_compile_writes_the_tree(tmp_path):
     import hashlib
     for line in files["MANIFEST"].decode().splitlines()[1:]:
         digest, mode, path = line.split("  ")
-        assert mode == ("0600" if path == "dovecot/users" else "0644")
+        assert mode == ("0600" if path == "dovecot/users" else "0755" if path.endswith(".sh") else "0644")
+        assert (out / path).stat().st_mode & 0o777 == int(mode, 8)
         assert hashlib.sha256(files[path]).hexdigest() == digest
 
 

@@ -92,7 +92,8 @@ def test_sievec_compiles_every_script(deploy, tmp_path_factory):
     scripts = sorted((deploy / "sieve").rglob("*.sieve")) if (deploy / "sieve").exists() else []
     out = tmp_path_factory.mktemp("svbin")
     for script in scripts:
-        run = subprocess.run([sievec, str(script), str(out / "x.svbin")], capture_output=True, text=True)
+        run = subprocess.run([sievec, "-c", str(deploy / "dovecot" / "dovecot.conf"), str(script),
+                              str(out / "x.svbin")], capture_output=True, text=True)
         assert run.returncode == 0, (script, run.stdout, run.stderr)
 
 

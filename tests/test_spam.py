@@ -101,3 +101,51 @@ def test_spam_above_the_reject_score_and_gtube_are_refused_at_data(site):
     assert refused is not None and refused.startswith("554"), refused
     assert not any("scored 20" in m or "Subject: gtube" in m
                    for folder in ("", "Junk") for m in site.messages("alice", folder))
+
+
+# Enough words for rspamd's bayes, which skips short texts.
+LETTER = " ".join(f"word{n} meeting invoice schedule delivery parcel" for n in range(12))
+
+
+def learned(site) -> dict[str, int]:
+    """{spam: n, ham: n}: the messages rspamd's bayes has learned as each, as it counts
+    them in Redis (`rspamc stat` shows the same counts, refreshed only every minute)."""
+    counts = {}
+    for kind in ("spam", "ham"):
+        shown = subprocess.run(["redis-cli", "-p", str(site.ports.redis), "hget", "RS", f"learns_{kind}"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        counts[kind] = int(shown or 0)
+    return counts
+
+
+def test_moving_into_the_spam_folder_and_out_of_it_teaches_rspamd(site):
+    """Over IMAP, as a mail client does: a message moved into Junk is learned as spam,
+    one moved out of it into INBOX as ham, and one moved from Junk to the Trash is not
+    learned as ham (IMAPSieve, rspamc through rspamd's controller, counts in Redis)."""
+    for subject in ("learn-a", "learn-b"):
+        assert send(site, subject, body=f"{subject} {LETTER}") is None
+        site.wait_for("alice", f"Subject: {subject}")
+    client = site.imap("alice")
+
+    def move(subject: str, source: str, target: str) -> None:
+        client.select(source)
+        found = client.uid("SEARCH", None, "SUBJECT", subject)[1][0].split()
+        assert len(found) == 1, (subject, source, found)
+        assert client.uid("MOVE", found[0], target)[0] == "OK"
+
+    try:
+        start = learned(site)
+        move("learn-a", "INBOX", "Junk")
+        after_spam = learned(site)
+        assert after_spam["spam"] == start["spam"] + 1, (start, after_spam)
+        assert after_spam["ham"] == start["ham"]
+        move("learn-a", "Junk", "INBOX")
+        after_ham = learned(site)
+        assert after_ham["ham"] == start["ham"] + 1, (start, after_ham)
+        move("learn-b", "INBOX", "Junk")
+        move("learn-b", "Junk", "Trash")
+        last = learned(site)
+        assert last["ham"] == after_ham["ham"], (after_ham, last)
+        assert last["spam"] == after_ham["spam"] + 1, (after_ham, last)
+    finally:
+        client.logout()

@@ -7,7 +7,7 @@ import re
 from mailspec import model
 from mailspec.backends import render
 from mailspec.backends.dovecot import sql
-from mailspec.backends.sieve import global_script_path, mailbox_script_path
+from mailspec.backends.sieve import LEARN_HAM, LEARN_SPAM, global_script_path, mailbox_script_path
 from mailspec.layout import Layout
 
 
@@ -114,5 +114,28 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
                   mail_location=mail_location_setting(spec, layout), username_chars=username_chars(spec),
                   recipient_delimiter=server.recipient_delimiter,
                   lmtp_socket=layout.lmtp_socket, auth_socket=layout.auth_socket,
-                  sieve_before=f"{layout.dovecot_dir}/{script}" if script else "")
+                  sieve_before=f"{layout.dovecot_dir}/{script}" if script else "", **learning(spec, layout))
+    if server.filters.spam_folder:
+        files.update(learners(layout))
     return {"dovecot/dovecot.conf": conf, **files}
+
+
+PIPE_DIR = "sieve-pipe"  # under the Dovecot directory: the programs Sieve's `pipe` may run
+PROGRAM_FILES = frozenset(f"dovecot/{PIPE_DIR}/learn-{kind}.sh" for kind in ("spam", "ham"))
+
+
+def learning(spec: model.Spec, layout: Layout) -> dict[str, str]:
+    """dovecot.conf's settings for learning from the spam folder, which it needs."""
+    junk = spec.server.filters.spam_folder
+    if not junk:
+        return {"junk": "", "learn_plugin": ""}
+    return {"junk": junk, "learn_plugin": " imap_sieve", "pipe_dir": f"{layout.dovecot_dir}/{PIPE_DIR}",
+            "learn_spam": f"{layout.dovecot_dir}/{LEARN_SPAM}", "learn_ham": f"{layout.dovecot_dir}/{LEARN_HAM}"}
+
+
+def learners(layout: Layout) -> dict[str, str]:
+    """The programs the learning scripts pipe a message to: rspamc, through rspamd's
+    controller on loopback (which trusts loopback)."""
+    return {f"dovecot/{PIPE_DIR}/learn-{kind}.sh": render(__name__, "learn.sh.j2", kind=kind,
+                                                          port=layout.ports.rspamd_controller)
+            for kind in ("spam", "ham")}

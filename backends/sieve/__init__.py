@@ -163,6 +163,27 @@ def global_script_path(spec: model.Spec) -> str | None:
     return "sieve/before.sieve" if spec.server.filters.spam_folder else None
 
 
+# IMAPSieve's scripts (dovecot.conf runs them): a message copied or moved into the spam
+# folder is learned as spam, and one taken out of it (not to the Trash) as ham, by the
+# programs of that name in Dovecot's sieve_pipe_bin_dir.
+LEARN_SPAM = "sieve/learn-spam.sieve"
+LEARN_HAM = "sieve/learn-ham.sieve"
+TRASH = "Trash"  # as dovecot.conf names it
+
+
+def learn_scripts() -> dict[str, str]:
+    spam = _Printer()
+    spam.extensions.update({"vnd.dovecot.pipe", "copy", "imapsieve"})
+    spam.emit(0, 'pipe :copy "learn-spam.sh";')
+    ham = _Printer()
+    ham.extensions.update({"vnd.dovecot.pipe", "copy", "imapsieve", "environment"})
+    ham.emit(0, 'if environment :is "imap.mailbox" ' + quote(TRASH) + " {")
+    ham.emit(1, "stop;")
+    ham.emit(0, "}")
+    ham.emit(0, 'pipe :copy "learn-ham.sh";')
+    return {LEARN_SPAM: spam.script(), LEARN_HAM: ham.script()}
+
+
 PRIVATE_FILES = frozenset()
 
 
@@ -170,5 +191,6 @@ def emit(spec: model.Spec, layout) -> dict[str, str]:
     files = {}
     if global_script_path(spec):
         files[global_script_path(spec)] = spam_script(spec.server.filters)
+        files.update(learn_scripts())
     files.update(dict(mailbox_scripts(spec).values()))
     return files

@@ -167,7 +167,8 @@ def _compile_sieve(dovecot: str) -> list[str]:
     folders = sorted({folder for folder, _, files in os.walk(sieve) if any(f.endswith(".sieve") for f in files)})
     written = []
     for folder in folders:
-        run("sievec", folder, what="compiling the Sieve scripts")
+        # With the generation's settings: the learning scripts need its Sieve plugins.
+        run("sievec", "-c", os.path.join(dovecot, "dovecot.conf"), folder, what="compiling the Sieve scripts")
         written += [os.path.relpath(os.path.join(folder, f), os.path.dirname(dovecot))
                     for f in os.listdir(folder) if f.endswith(".svbin")]
     return written
