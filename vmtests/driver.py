@@ -18,7 +18,7 @@ from mailspec.vmtests import log, network, qemu, snapshot
 from mailspec.vmtests.deploy import Compiled, install_deploy
 from mailspec.vmtests.image import ensure_image
 from mailspec.vmtests.machine import Machine
-from mailspec.vmtests.mail import message
+from mailspec.vmtests.mail import message, move_message
 from mailspec.vmtests.snapshot import ensure_golden
 
 
@@ -143,6 +143,10 @@ class Site:
     def mailbox(self, address: str) -> dict[str, list]:
         return self.server.fetch_mail(self.login(address), ca_file=self.compiled.ca_file,
                                       server_name=self.spec.server.hostname)
+
+    def move(self, address: str, subject: str, source: str, target: str) -> None:
+        move_message(self.server.forwards[143], self.spec.server.hostname, self.compiled.ca_file,
+                     self.login(address), subject, source, target)
 
     def folders_with(self, address: str, subject: str) -> list[str]:
         """The folders of `address` holding a message with this subject, once per copy."""

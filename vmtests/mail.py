@@ -82,3 +82,20 @@ def fetch_mail(port: int, server_name: str, ca_file: str | None, login: tuple[st
         return found
     finally:
         client.logout()
+
+
+def move_message(port: int, server_name: str, ca_file: str | None, login: tuple[str, str], subject: str,
+                 source: str, target: str) -> None:
+    """Move the one message with `subject` from folder `source` to `target`, as a mail
+    client does (IMAP MOVE)."""
+    client = imap_client(port, server_name, ca_file, login)
+    try:
+        client.select(f'"{source}"')
+        found = client.uid("SEARCH", None, "SUBJECT", f'"{subject}"')[1][0].split()
+        if len(found) != 1:
+            raise AssertionError(f"{len(found)} messages with subject {subject!r} in {source}")
+        status, reply = client.uid("MOVE", found[0], f'"{target}"')
+        if status != "OK":
+            raise AssertionError(f"MOVE to {target} failed: {reply}")
+    finally:
+        client.logout()

@@ -12,7 +12,14 @@ from mailspec import model
 from mailspec.vmtests import log
 from mailspec.vmtests.deploy import check_logs
 from mailspec.vmtests.driver import Site
-from mailspec.vmtests.scenarios.abuse import has_postscreen, has_spam_checks, screened, spam
+from mailspec.vmtests.scenarios.abuse import (
+    has_postscreen,
+    has_spam_checks,
+    has_two_domains_and_logins,
+    rspamd_state,
+    screened,
+    spam,
+)
 from mailspec.vmtests.scenarios.acme import acme, has_domains
 from mailspec.vmtests.scenarios.authentication import authentication, has_signing_sender
 from mailspec.vmtests.scenarios.common import (  # noqa: F401  (the scenarios' vocabulary)
@@ -82,6 +89,8 @@ SCENARIOS = (
              spam, has_spam_checks),
     Scenario("postscreen", "port 25 behind postscreen: a client in the test DNSBL and one that talks early "
              "are refused", screened, has_postscreen, outside=True),
+    Scenario("rspamd-state", "greylisting, learning from the spam folder and an hourly limit per login, "
+             "kept in mailspec's Redis", rspamd_state, has_two_domains_and_logins),
 )
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 

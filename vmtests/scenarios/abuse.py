@@ -1,16 +1,22 @@
 """Scenarios about the defences against spam and abuse, decided by the real rspamd and
 postscreen in front of the real Postfix: GTUBE refused at SMTP time, a logged-in user's
 From header held to the addresses the login may send as, and port 25's clients screened
-by the internet's (test) blocklist and the pregreet test."""
+by the internet's (test) blocklist and the pregreet test; greylisting, learning from the
+spam folder and each login's hourly limit, which keep their state in mailspec's Redis."""
 
 from __future__ import annotations
 
 import json
 import smtplib
+import time
+
+import attrs
 
 from mailspec import model
+from mailspec.layout import DEFAULT as LAYOUT
 from mailspec.semantics import owners
 from mailspec.vmtests import log, network
+from mailspec.vmtests.deploy import compile_model, install_deploy
 from mailspec.vmtests.driver import Site
 from mailspec.vmtests.scenarios.common import OUTSIDER, expect, mailboxes, receiving, unique
 
@@ -135,3 +141,91 @@ def has_postscreen(spec: model.Spec) -> str | None:
     if screen is None or not any(site.zone == network.DNSBL_ZONE for site in screen.dnsbl):
         return f"no postscreen asking {network.DNSBL_ZONE}"
     return None if receiving(spec) else "no mailbox receives mail"
+
+
+# Enough words for rspamd's bayes, which skips short texts.
+LETTER = " ".join(f"word{n} meeting invoice schedule delivery parcel" for n in range(12))
+GREYLIST_DELAY = 20  # seconds
+PER_HOUR = 5
+
+
+def stateful(spec: model.Spec) -> model.Spec:
+    """The spec with what keeps state in Redis: its last domain greylisted, learning from
+    a spam folder, and an hourly limit per login."""
+    server = spec.server
+    last = spec.domains[-1]
+    return attrs.evolve(
+        spec,
+        server=attrs.evolve(server, spam=attrs.evolve(server.spam, greylist_delay=GREYLIST_DELAY),
+                            filters=attrs.evolve(server.filters, spam_folder=server.filters.spam_folder or "Junk"),
+                            rate_limits=attrs.evolve(server.rate_limits, messages_per_hour=PER_HOUR)),
+        domains=(*spec.domains[:-1], attrs.evolve(last, spam=attrs.evolve(last.spam, greylist=True))))
+
+
+def redis_count(site: Site, field: str) -> int:
+    shown = site.server.succeed(f"redis-cli -p {LAYOUT.ports.redis} hget RS {field}").strip()
+    return int(shown or 0)
+
+
+def rspamd_state(site: Site) -> None:
+    """Greylisting, learning and the hourly limit, with the spec changed to use them and
+    switched to: each keeps its state in mailspec's Redis, which rspamd asks."""
+    spec = stateful(site.spec)
+    compiled = compile_model(spec, site.compiled.deploy.parent / "stateful", site.compiled.keys)
+    install_deploy(site.server, compiled)
+    site.compiled = compiled
+    grey = next(a for a in receiving(spec) if a.endswith("@" + spec.domains[-1].name))
+    plain = next(a for a in receiving(spec) if a.endswith("@" + spec.domains[0].name))
+    logins = [a for a in receiving(spec) if a.endswith("@" + spec.domains[0].name)][:2]
+    wrong = []
+    with log.step(f"greylisting {spec.domains[-1].name} for {GREYLIST_DELAY} s"):
+        subject = unique("greylisted")
+        reply = refused(site.deliver, OUTSIDER, [grey], subject)
+        started = time.monotonic()
+        if reply is None or not reply.startswith("451"):
+            wrong.append(f"the first message to {grey} was {reply or 'accepted'}, not tempfailed with 451")
+        for check, send in ((f"to {plain}", lambda s: site.deliver(OUTSIDER, [plain], s)),
+                            (f"by {logins[1]} logged in", lambda s: site.submit(logins[1], logins[1], [grey], s))):
+            other = unique(f"not greylisted {check}")
+            reply = refused(send, other)
+            if reply is not None:
+                wrong.append(f"mail {check} was greylisted: {reply}")
+        time.sleep(max(0.0, GREYLIST_DELAY + 2 - (time.monotonic() - started)))
+        reply = refused(site.deliver, OUTSIDER, [grey], subject)
+        if reply is not None:
+            wrong.append(f"the retry to {grey} after the delay was refused: {reply}")
+        else:
+            site.wait_for(grey, subject)
+    with log.step("learning: into Junk and out of it over IMAP"):
+        subject = unique("learned")
+        site.deliver(OUTSIDER, [plain], subject, body=f"{subject} {LETTER}")
+        site.wait_for(plain, subject)
+        junk = spec.server.filters.spam_folder
+        before = redis_count(site, "learns_spam"), redis_count(site, "learns_ham")
+        site.move(plain, subject, "INBOX", junk)
+        if redis_count(site, "learns_spam") != before[0] + 1:
+            wrong.append(f"moving a message into {junk} did not teach rspamd it is spam")
+        site.move(plain, subject, junk, "INBOX")
+        if redis_count(site, "learns_ham") != before[1] + 1:
+            wrong.append(f"moving a message out of {junk} did not teach rspamd it is ham")
+    with log.step(f"{logins[0]} sends {PER_HOUR} messages, and one more"):
+        replies = [refused(site.submit, logins[0], logins[0], [plain], unique(f"rate {n}"))
+                   for n in range(PER_HOUR + 1)]
+        if replies[:PER_HOUR] != [None] * PER_HOUR:
+            wrong.append(f"{logins[0]} was refused within its limit: {replies}")
+        if replies[PER_HOUR] is None or not replies[PER_HOUR].startswith("4"):
+            wrong.append(f"message {PER_HOUR + 1} of {logins[0]} was {replies[PER_HOUR] or 'accepted'}, not 4xx")
+        reply = refused(site.submit, logins[1], logins[1], [plain], unique("rate of another login"))
+        if reply is not None:
+            wrong.append(f"{logins[1]}, under its own limit, was refused: {reply}")
+    expect(not wrong, "rspamd's state in Redis:\n" + "\n".join(wrong))
+
+
+def has_two_domains_and_logins(spec: model.Spec) -> str | None:
+    if len(spec.domains) < 2:
+        return "one domain: none to greylist apart from the others"
+    if not any(a.endswith("@" + spec.domains[-1].name) for a in receiving(spec)):
+        return f"no mailbox receives mail in {spec.domains[-1].name}"
+    if len([a for a in receiving(spec) if a.endswith("@" + spec.domains[0].name)]) < 2:
+        return f"fewer than two mailboxes in {spec.domains[0].name}"
+    return None
