@@ -48,6 +48,7 @@ REGISTRY = (
     Backend("sieve", "sieve_dir", ("dovecot-sieve", "dovecot-managesieved"), 45, divisible=True),
     Backend("rspamd", "rspamd_dir", ("rspamd",), 2),
     Backend("redis", "redis_dir", ("redis-server",), 0),
+    Backend("clamav", "clamav_dir", (), 0, feature_packages=("clamav-daemon",)),  # with `antivirus`
     Backend("postsrsd", "postsrsd_dir", ("postsrsd",), 0),
     Backend("nginx", "nginx_dir", ("nginx",), 0),
     # The deploy hook and certbot's settings stay in the generation's deploy/.

@@ -174,6 +174,8 @@ SERVER = Block("the server block", model.Server, (
             "rate_limits { connections 10; messages_per_hour 200 }", block="a rate_limits block"),
     Keyword("postscreen", Nested(), "screen clients on port 25 before smtpd: DNS blocklists and the "
             "pregreet test", "postscreen { dnsbl zen.spamhaus.org 3; threshold 3 }", block="a postscreen block"),
+    Keyword("antivirus", Flag(), "scan every message with ClamAV; a virus is refused at SMTP time (off by "
+            "default; needs freshclam's signatures)", "antivirus yes"),
 ), "server { hostname mail.example.com }", required=("hostname",))
 
 RELAY = Block("a relay_host block", model.Relay, (

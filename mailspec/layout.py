@@ -28,6 +28,7 @@ class Ports:
     http: int = 80  # nginx: redirects to HTTPS (and ACME challenges)
     https: int = 443  # nginx: the MTA-STS policy, autoconfig and autodiscover
     redis: int = 6380  # mailspec's Redis, for rspamd: 6379 is the host's own, if it has one
+    clamd: int = 3310  # mailspec's clamd, which rspamd asks (with `antivirus`)
 
 
 @attrs.frozen
@@ -69,6 +70,11 @@ class Layout:
     redis_db = property(lambda self: self.path("/var/lib/redis/mailspec"))
     redis_log = property(lambda self: self.path("/var/log/redis/redis-mailspec.log"))
     redis_pid = property(lambda self: self.path("/run/redis-mailspec/redis-server.pid"))
+    # mailspec's clamd (`mailspec-clamd`): the signatures where freshclam keeps them.
+    clamav_dir = property(lambda self: self.path("/etc/clamav/mailspec"))
+    clamav_db = property(lambda self: self.path("/var/lib/clamav"))
+    clamd_log = property(lambda self: self.path("/var/log/clamav/mailspec-clamd.log"))
+    clamd_pid = property(lambda self: self.path("/run/clamav/mailspec-clamd.pid"))
     postsrsd_dir = property(lambda self: self.path("/etc/postsrsd"))
     # The one path Debian's AppArmor profile lets postsrsd read its secret from.
     srs_secret = property(lambda self: self.path("/etc/postsrsd.secret"))
@@ -88,9 +94,10 @@ class Layout:
     pid_files = property(lambda self: {"postfix": f"{self.postfix_queue}/pid/master.pid",
                                        "dovecot": f"{self.dovecot_base}/master.pid",
                                        "rspamd": self.rspamd_pid, "postsrsd": self.postsrsd_pid,
-                                       "nginx": self.nginx_pid, "redis": self.redis_pid})
+                                       "nginx": self.nginx_pid, "redis": self.redis_pid,
+                                       "clamav": self.clamd_pid})
     daemon_logs = property(lambda self: (self.postfix_log, self.dovecot_log, f"{self.rspamd_log}/rspamd.log",
-                                         f"{self.nginx_log}/error.log", self.redis_log))
+                                         f"{self.nginx_log}/error.log", self.redis_log, self.clamd_log))
 
     def rspamd_variables(self, local_confdir: str | None = None) -> list[str]:
         """rspamd's and rspamadm's --var options for this layout (an unlinked generation's

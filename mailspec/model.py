@@ -219,6 +219,7 @@ class Server:
     spam: Spam = Spam()
     postscreen: Postscreen | None = None
     rate_limits: RateLimits = RateLimits()
+    antivirus: bool = False  # ClamAV, through rspamd
     span: Span | None = _span()
 
 

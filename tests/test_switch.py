@@ -245,3 +245,24 @@ def test_a_new_srs_secret_is_installed_and_restarts_postsrsd(host):
     assert installed.read_bytes() == secret.read_bytes()
     after = daemons.master_pid("postsrsd")
     assert after is not None and after != before
+
+
+def test_clamd_runs_exactly_in_the_generations_with_antivirus(host):
+    """An optional daemon: a switch to a spec with `antivirus` starts mailspec's clamd,
+    one to a spec without it stops it (and says so), and a rollback starts it again.
+    The other daemons are not restarted for it."""
+    from test_antivirus import EICAR, SIGNATURE, scanned, signatures
+
+    signatures(host.layout)
+    plain, scanning = host.write("plain"), host.write("scanning", backend="antivirus yes")
+    host.mailspec("switch", plain, "--yes")
+    daemons = Daemons(host.layout)
+    assert daemons.master_pid("clamav") is None
+    postfix = daemons.master_pid("postfix")
+    done = host.mailspec("switch", scanning, "--yes")
+    assert "+ clamav/clamd.conf" in done.stdout and "postfix: restart" not in done.stdout, done.stdout
+    assert SIGNATURE in scanned(host.layout.ports.clamd, EICAR)
+    host.mailspec("switch", plain, "--yes")
+    assert daemons.master_pid("clamav") is None and daemons.master_pid("postfix") == postfix
+    host.mailspec("rollback", "2")
+    assert daemons.master_pid("clamav") is not None

@@ -92,6 +92,8 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
         "rspamd/local.d/redis.conf": render(__name__, "redis.conf.j2", port=ports.redis),
         "rspamd/local.d/greylist.conf": render(__name__, "greylist.conf.j2", map=GREYLIST_MAP,
                                                delay=spec.server.spam.greylist_delay),
+        "rspamd/local.d/antivirus.conf": render(__name__, "antivirus.conf.j2",
+                                                port=ports.clamd if spec.server.antivirus else None),
         "rspamd/local.d/ratelimit.conf": render(__name__, "ratelimit.conf.j2",
                                                 per_hour=spec.server.rate_limits.messages_per_hour),
         "rspamd/local.d/worker-proxy.inc": render(__name__, "worker-proxy.inc.j2", port=ports.milter),

@@ -28,6 +28,7 @@ Echo = Callable[[str], None]
 ORIGINAL = ".mailspec-original"  # a live directory being replaced by its link (see `prepare`)
 RSPAMD_USER = "_rspamd"
 REDIS_USER = "redis"
+CLAMAV_USER = "clamav"
 RELAY_PASSWORD_HELP = "write the password the relay gave you into it, alone on one line, mode 0600 root"
 # systemd runs postsrsd with the generation's settings: Debian's unit runs a launcher
 # that reads /etc/default/postsrsd instead.
@@ -48,6 +49,21 @@ ConditionPathExists={conf}
 [Service]
 ExecStart=
 ExecStart=/usr/bin/redis-server {conf} --supervised systemd --daemonize no
+"""
+
+# mailspec's clamd, when the current generation has one (`antivirus`).
+CLAMD_UNIT = "/etc/systemd/system/mailspec-clamd.service"
+CLAMD_SERVICE = """# Written by mailspec switch: ClamAV for rspamd, with the current generation's settings.
+[Unit]
+Description=ClamAV for mailspec
+ConditionPathExists={conf}
+After=network.target
+[Service]
+ExecStart=/usr/sbin/clamd --foreground=true --config-file={conf}
+ExecReload=/bin/kill -USR2 $MAINPID
+TimeoutStartSec=420
+[Install]
+WantedBy=multi-user.target
 """
 
 
@@ -298,7 +314,7 @@ def _move_daemons(store: Store, number: int, previous: int | None, needs: dict[s
     echo(f"generation {number} is current" + (f" (was {previous})" if previous is not None else ""))
     off = _stopped(store, number)
     if off:  # generation 0 of a host that had no mail service
-        daemons.apply({daemon: "stop" if daemon in off else "restart" for daemon in units.NAMES})
+        daemons.apply({daemon: "stop" if daemon in off else "restart" for daemon in units.NAMES})  # optional ones stop
         echo(f"it runs no {' and no '.join(sorted(off))}: stopped")
         return
     try:
@@ -337,7 +353,7 @@ def _stopped(store: Store, number: int) -> set[str]:
     """The daemons that do not run in a generation: in generation 0 of a fresh host, those
     with no configuration, or that mailspec installed."""
     generation = store.read(number)
-    return {unit.name for unit in units.UNITS if unit.config is not None and
+    return {unit.name for unit in units.UNITS if unit.config is not None and not unit.optional and
             not os.path.exists(os.path.join(store.path(number), "etc", unit.name, unit.config))} | \
         set(generation.stopped if generation else ())
 
@@ -446,7 +462,7 @@ def prepare(store: Store, request: Request, echo: Echo) -> None:
     _accounts_and_directories(request)
     _keys_for_rspamd(request)
     _postsrsd(request)
-    _redis(request, absent)
+    _own_units(request, absent)
     _relay_passwords(request)
 
 
@@ -464,20 +480,27 @@ def _postsrsd(request: Request) -> None:
         build.run("systemctl", "daemon-reload", what="reloading systemd's units")
 
 
-def _redis(request: Request, absent: list[str]) -> None:
-    """Redis's directories, and how systemd is to run mailspec's instance. Debian's own
-    instance, which the package starts, is stopped when mailspec installed the package:
-    it is no one's."""
+def _own_units(request: Request, absent: list[str]) -> None:
+    """The directories of mailspec's Redis and clamd, and how systemd is to run them.
+    Debian's own Redis instance, which the package starts, is stopped when mailspec
+    installed the package: it is no one's."""
     layout = request.layout
     for directory in (layout.redis_db, os.path.dirname(layout.redis_log), os.path.dirname(layout.redis_pid)):
         os.makedirs(directory, exist_ok=True)
         shutil.chown(directory, REDIS_USER, REDIS_USER)
+    if "clamav-daemon" in request.packages:
+        for directory in (layout.clamav_db, os.path.dirname(layout.clamd_log), os.path.dirname(layout.clamd_pid)):
+            os.makedirs(directory, exist_ok=True)
+            shutil.chown(directory, CLAMAV_USER, CLAMAV_USER)
     if layout.prefix:
         return
-    if _replace_if_changed(REDIS_DROP_IN, REDIS_SERVICE.format(conf=f"{layout.redis_dir}/redis.conf").encode(),
-                           0o644):
+    written = [_replace_if_changed(REDIS_DROP_IN, REDIS_SERVICE.format(conf=f"{layout.redis_dir}/redis.conf")
+                                   .encode(), 0o644),
+               _replace_if_changed(CLAMD_UNIT, CLAMD_SERVICE.format(conf=f"{layout.clamav_dir}/clamd.conf").encode(),
+                                   0o644)]
+    if any(written):
         build.run("systemctl", "daemon-reload", what="reloading systemd's units")
-    build.run("systemctl", "enable", REDIS_UNIT, what=f"enabling {REDIS_UNIT}")
+    build.run("systemctl", "enable", REDIS_UNIT, "mailspec-clamd", what="enabling mailspec's Redis and clamd")
     if "redis-server" in absent:
         build.run("systemctl", "disable", "--now", "redis-server", what="stopping Debian's own Redis")
 

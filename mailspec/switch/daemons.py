@@ -54,6 +54,9 @@ class Daemons:
         self.relocated = bool(layout.prefix)
         self.dovecot_conf = os.path.join(layout.dovecot_dir, "dovecot.conf")
 
+    def runs(self, daemon: str) -> bool:
+        return units.BY_NAME[daemon].runs(self.layout)
+
     @property
     def serves_web(self) -> bool:
         """Whether the current generation has mailspec's site (a spec with domains)."""
@@ -78,7 +81,7 @@ class Daemons:
         """Start what is not running; restart, reload or stop what `needs` says."""
         for daemon in DAEMONS:
             running = self.master_pid(daemon) is not None
-            action = needs.get(daemon)
+            action = needs.get(daemon) if self.runs(daemon) else "stop"  # an optional one the spec has not
             if action == "stop" and not running:
                 continue
             if not running and action != "stop":
@@ -121,6 +124,7 @@ class Daemons:
                                  f"exec postsrsd -e -D -p {layout.postsrsd_pid}"],
             "nginx": lambda: ["nginx", "-e", "stderr", "-c", nginx.relocated_config(layout)],
             "redis": lambda: ["redis-server", f"{layout.redis_dir}/redis.conf", "--daemonize", "yes"],
+            "clamav": lambda: ["clamd", f"--config-file={layout.clamav_dir}/clamd.conf"],
         }
         own = {
             ("postfix", "reload"): lambda: [["postfix", "-c", layout.postfix_dir, "reload"]],
@@ -157,11 +161,12 @@ class Daemons:
             time.sleep(0.2)
 
     def _problems(self, probe: str | None) -> list[str]:
-        problems = [f"{d} is not running" for d in DAEMONS if self.master_pid(d) is None]
+        problems = [f"{d} is not running" for d in DAEMONS if self.runs(d) and self.master_pid(d) is None]
         ports = self.layout.ports
-        for port, what in ((ports.redis, "Redis"), (ports.milter, "rspamd's milter"),
-                           (ports.srs_forward, "postsrsd's forward table"),
-                           (ports.srs_reverse, "postsrsd's reverse table")):
+        listeners = ((ports.redis, "Redis"), (ports.milter, "rspamd's milter"),
+                     (ports.srs_forward, "postsrsd's forward table"), (ports.srs_reverse, "postsrsd's reverse table"),
+                     *([(ports.clamd, "clamd")] if self.runs("clamav") else []))
+        for port, what in listeners:
             if not listens(port):
                 problems.append(f"{what} on port {port} does not answer")
         for port, banner, name in ((ports.smtp, b"220 ", "SMTP"), (ports.submission, b"220 ", "submission"),

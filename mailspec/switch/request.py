@@ -57,6 +57,7 @@ class Request:
 FEATURES = {
     "acme": lambda server: server.tls.acme is not None,
     "postfix": lambda server: server.relay is not None and server.relay.login is not None,  # SASL PLAIN
+    "clamav": lambda server: server.antivirus,
 }
 
 

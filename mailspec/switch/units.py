@@ -7,6 +7,8 @@ that it must defer for want of its milter or its SRS tables.
 
 from __future__ import annotations
 
+import os
+
 import attrs
 
 from mailspec.layout import Layout
@@ -24,9 +26,15 @@ class Unit:
     service: str | None = None
     # Whether systemd knows its main process (it runs in the foreground): else its pid file.
     foreground: bool = False
+    # Runs only in the generations whose spec asks for it (its `config` is there).
+    optional: bool = False
 
     def directory(self, layout: Layout) -> str:
         return getattr(layout, self.live_dir)
+
+    def runs(self, layout: Layout) -> bool:
+        """Whether the current generation runs it."""
+        return not self.optional or os.path.exists(os.path.join(self.directory(layout), self.config))
 
     @property
     def systemd_unit(self) -> str:
@@ -42,6 +50,10 @@ UNITS = (
     # rspamd's store. An instance of Debian's template: the host's own Redis stays its own.
     Unit("redis", "redis-server", "redis_dir", "redis.conf", reloads=False, service="redis-server@mailspec",
          foreground=True),
+    # With `antivirus`. A unit of mailspec's own (switch writes it): the host's
+    # clamav-daemon stays its own.
+    Unit("clamav", "clamav-daemon", "clamav_dir", "clamd.conf", reloads=False, service="mailspec-clamd",
+         foreground=True, optional=True),
     Unit("rspamd", "rspamd", "rspamd_dir", None, foreground=True),
     Unit("postsrsd", "postsrsd", "postsrsd_dir", "postsrsd.env", reloads=False, foreground=True),
     Unit("postfix", "postfix", "postfix_dir", "main.cf"),

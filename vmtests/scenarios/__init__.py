@@ -13,6 +13,7 @@ from mailspec.vmtests import log
 from mailspec.vmtests.deploy import check_logs
 from mailspec.vmtests.driver import Site
 from mailspec.vmtests.scenarios.abuse import (
+    antivirus,
     has_postscreen,
     has_spam_checks,
     has_two_domains_and_logins,
@@ -91,6 +92,8 @@ SCENARIOS = (
              "are refused", screened, has_postscreen, outside=True),
     Scenario("rspamd-state", "greylisting, learning from the spam folder and an hourly limit per login, "
              "kept in mailspec's Redis", rspamd_state, has_two_domains_and_logins),
+    Scenario("antivirus", "ClamAV with the scenario's own EICAR signature: an infected attachment is refused on 25",
+             antivirus, has_receiving),
 )
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 

@@ -6,9 +6,11 @@ spam folder and each login's hourly limit, which keep their state in mailspec's 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import smtplib
 import time
+from email.message import EmailMessage
 
 import attrs
 
@@ -229,3 +231,45 @@ def has_two_domains_and_logins(spec: model.Spec) -> str | None:
     if len([a for a in receiving(spec) if a.endswith("@" + spec.domains[0].name)]) < 2:
         return f"fewer than two mailboxes in {spec.domains[0].name}"
     return None
+
+
+# The EICAR test file, in two halves so that a scanner reading this source does not
+# take it for one; the scenario's own signature database holds its hash (.hdb), as
+# freshclam cannot download the real ones here.
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR" + b"-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+EICAR_SIGNATURE = "Mailspec.Test.EICAR"
+
+
+def with_attachment(subject: str, sender: str, recipient: str, data: bytes) -> str:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, recipient, subject
+    message["Message-ID"] = f"<{subject.replace(' ', '.')}@vmtest>"
+    message.set_content("See the attachment.")
+    message.add_attachment(data, maintype="application", subtype="octet-stream", filename="file.com")
+    return message.as_string()
+
+
+def antivirus(site: Site) -> None:
+    """The spec with `antivirus`, switched to with only the scenario's signature file in
+    freshclam's directory: an EICAR attachment on port 25 is refused with 554 and the
+    signature's name, and a clean one is delivered."""
+    signatures = f"{LAYOUT.clamav_db}/mailspec-test.hdb"
+    site.server.write_file(signatures, f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:{EICAR_SIGNATURE}\n")
+    compiled = compile_model(attrs.evolve(site.spec, server=attrs.evolve(site.spec.server, antivirus=True)),
+                             site.compiled.deploy.parent / "antivirus", site.compiled.keys)
+    install_deploy(site.server, compiled)
+    site.compiled = compiled
+    target, wrong = receiving(site.spec)[0], []
+    infected, clean = unique("infected"), unique("clean")
+    reply = refused(site.server.send_mail, OUTSIDER, [target],
+                    with_attachment(infected, OUTSIDER, target, EICAR), port=25, tls="starttls",
+                    ca_file=compiled.ca_file, server_name=site.spec.server.hostname)
+    log.info(f"EICAR on port 25: {reply or 'accepted'}")
+    if reply is None or not reply.startswith("554") or EICAR_SIGNATURE not in reply:
+        wrong.append(f"EICAR to {target} was {reply or 'accepted'}, not refused with 554 naming the signature")
+    site.server.send_mail(OUTSIDER, [target], with_attachment(clean, OUTSIDER, target, EICAR[::-1]), port=25,
+                          tls="starttls", ca_file=compiled.ca_file, server_name=site.spec.server.hostname)
+    site.wait_for(target, clean)
+    if site.folders_with(target, infected):
+        wrong.append("the infected message was stored")
+    expect(not wrong, "antivirus:\n" + "\n".join(wrong))
