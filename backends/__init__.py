@@ -49,6 +49,7 @@ REGISTRY = (
     Backend("rspamd", "rspamd_dir", ("rspamd",), 2),
     Backend("redis", "redis_dir", ("redis-server",), 0),
     Backend("clamav", "clamav_dir", (), 0, feature_packages=("clamav-daemon",)),  # with `antivirus`
+    Backend("fail2ban", "fail2ban_dir", (), 0, feature_packages=("fail2ban", "nftables")),  # with `fail2ban`
     Backend("postsrsd", "postsrsd_dir", ("postsrsd",), 0),
     Backend("nginx", "nginx_dir", ("nginx",), 0),
     # The deploy hook and certbot's settings stay in the generation's deploy/.

@@ -161,7 +161,7 @@ class HostServer:
         running = self.processes()
         subprocess.run(["postfix", "-c", str(self.postfix_dir), "stop"], capture_output=True)
         subprocess.run(["doveadm", "-c", str(self.dovecot_conf), "stop"], capture_output=True)
-        for daemon in ("rspamd", "postsrsd", "nginx", "redis", "clamav"):  # masters with no stop command of their own
+        for daemon in ("rspamd", "postsrsd", "nginx", "redis", "clamav", "fail2ban"):  # masters with no stop command
             pid_file = self.layout.pid_files[daemon]
             try:
                 os.kill(int(Path(pid_file).read_text().split()[0]), 15)

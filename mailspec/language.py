@@ -174,6 +174,8 @@ SERVER = Block("the server block", model.Server, (
             "rate_limits { connections 10; messages_per_hour 200 }", block="a rate_limits block"),
     Keyword("postscreen", Nested(), "screen clients on port 25 before smtpd: DNS blocklists and the "
             "pregreet test", "postscreen { dnsbl zen.spamhaus.org 3; threshold 3 }", block="a postscreen block"),
+    Keyword("fail2ban", Nested(), "ban clients that fail to log in again and again (nftables; never the "
+            "trusted networks)", "fail2ban { retries 5; find_time 10m; ban_time 1h }", block="a fail2ban block"),
     Keyword("antivirus", Flag(), "scan every message with ClamAV; a virus is refused at SMTP time (off by "
             "default; needs freshclam's signatures)", "antivirus yes"),
 ), "server { hostname mail.example.com }", required=("hostname",))
@@ -266,6 +268,15 @@ RATE_LIMITS = Block("a rate_limits block", model.RateLimits, (
             "messages one login may send an hour; more are tempfailed (default: no limit)",
             "messages_per_hour 200"),
 ), "rate_limits { connections 10; connection_rate 30; messages_per_hour 200 }")
+
+FAIL2BAN = Block("a fail2ban block", model.Fail2ban, (
+    Keyword("retries", One(values.integer, "a whole number from 1 to 100", (1, 100)), "failed logins from one "
+            "client that get it banned (default 5)", "retries 5"),
+    Keyword("find_time", One(values.duration, "a duration from 1 s to 1 day, like `10m`", (1, 86400)),
+            "the time within which they count (default 10 minutes)", "find_time 10m"),
+    Keyword("ban_time", One(values.duration, "a duration from 1 s to 1 week, like `1h`", (1, 604800)),
+            "how long the ban lasts (default 1 hour)", "ban_time 1h"),
+), "fail2ban { retries 5; find_time 10m; ban_time 1h }")
 
 POSTSCREEN = Block("a postscreen block", model.Postscreen, (
     Keyword("dnsbl", Many(parsers.dnsbl, "blocklists like `zen.spamhaus.org 3`"), "DNS blocklists and the "
@@ -374,7 +385,8 @@ LIST = Block("a list block", model.MailingList, (
 ), "list team { members alice, bob }", required=("members",))
 
 BLOCKS = {b.name: b for b in (TOP, SERVER, RELAY, TLS, ACME, MTA_STS, VMAIL, MYSQL, FILTERS, SPAM, RATE_LIMITS,
-                              POSTSCREEN, DOMAIN, DOMAIN_SPAM, LIMITS, DKIM, DMARC, MAILBOX, AUTO_REPLY, LIST)}
+                              FAIL2BAN, POSTSCREEN, DOMAIN, DOMAIN_SPAM, LIMITS, DKIM, DMARC, MAILBOX, AUTO_REPLY,
+                              LIST)}
 
 
 def statement_keywords() -> tuple[str, ...]:

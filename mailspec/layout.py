@@ -75,6 +75,10 @@ class Layout:
     clamav_db = property(lambda self: self.path("/var/lib/clamav"))
     clamd_log = property(lambda self: self.path("/var/log/clamav/mailspec-clamd.log"))
     clamd_pid = property(lambda self: self.path("/run/clamav/mailspec-clamd.pid"))
+    # The host's fail2ban, to which mailspec adds its jails (with `fail2ban`).
+    fail2ban_dir = property(lambda self: self.path("/etc/fail2ban"))
+    fail2ban_socket = property(lambda self: self.path("/run/fail2ban/fail2ban.sock"))
+    fail2ban_pid = property(lambda self: self.path("/run/fail2ban/fail2ban.pid"))
     postsrsd_dir = property(lambda self: self.path("/etc/postsrsd"))
     # The one path Debian's AppArmor profile lets postsrsd read its secret from.
     srs_secret = property(lambda self: self.path("/etc/postsrsd.secret"))
@@ -95,7 +99,7 @@ class Layout:
                                        "dovecot": f"{self.dovecot_base}/master.pid",
                                        "rspamd": self.rspamd_pid, "postsrsd": self.postsrsd_pid,
                                        "nginx": self.nginx_pid, "redis": self.redis_pid,
-                                       "clamav": self.clamd_pid})
+                                       "clamav": self.clamd_pid, "fail2ban": self.fail2ban_pid})
     daemon_logs = property(lambda self: (self.postfix_log, self.dovecot_log, f"{self.rspamd_log}/rspamd.log",
                                          f"{self.nginx_log}/error.log", self.redis_log, self.clamd_log))
 

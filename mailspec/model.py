@@ -156,6 +156,18 @@ class Postscreen:
 
 
 @attrs.frozen
+class Fail2ban:
+    """fail2ban's jails for failed logins (SMTP AUTH, IMAP, ManageSieve): a client with
+    `retries` failures within `find_time` seconds is banned for `ban_time` seconds.
+    Loopback and the trusted networks are never banned."""
+
+    retries: int = 5
+    find_time: int = 600
+    ban_time: int = 3600
+    span: Span | None = _span()
+
+
+@attrs.frozen
 class RateLimits:
     """Limits per client on port 25 (Postfix's anvil), for clients outside the trusted
     networks, and per login on submission; None: Postfix's own (50 at once, no rate)."""
@@ -220,6 +232,7 @@ class Server:
     postscreen: Postscreen | None = None
     rate_limits: RateLimits = RateLimits()
     antivirus: bool = False  # ClamAV, through rspamd
+    fail2ban: Fail2ban | None = None
     span: Span | None = _span()
 
 

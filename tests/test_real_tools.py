@@ -4,6 +4,7 @@ and the lmdb maps, queried with the real postmap, route mail as the model says."
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -85,6 +86,52 @@ def test_rspamadm_configtest_accepts(deploy):
                          capture_output=True, text=True)
     assert run.returncode == 0 and "syntax OK" in run.stdout, run.stdout + run.stderr
     assert "rspamd.local.lua" not in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+def test_fail2ban_accepts_the_jails(tmp_path):
+    """`fail2ban-client -t` on the host's /etc/fail2ban with the deploy's files added,
+    as the switch builds it (the jails' log files must exist: the switch makes them)."""
+    layout = Layout(str(tmp_path / "root"))
+    files = emit_all(checked(valid_spec("filters")).spec, layout)
+    for log in (layout.postfix_log, layout.dovecot_log):
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        open(log, "w").close()
+    confdir = tmp_path / "fail2ban"
+    shutil.copytree(need_tool("fail2ban-client") and "/etc/fail2ban", confdir)
+    for jail in (confdir / "jail.d").iterdir():  # this machine's sshd jail: it has no log to read here
+        jail.unlink()
+    write_tree({path[len("fail2ban/"):]: text for path, text in files.items() if path.startswith("fail2ban/")},
+               confdir)
+    run = subprocess.run(["fail2ban-client", "-c", str(confdir), "-t"], capture_output=True, text=True)
+    assert run.returncode == 0 and "OK" in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+# Lines the real Dovecot 2.3 wrote to its log_path (from the host tier): two failed IMAP
+# logins and an ordinary disconnect, which must not count; none for ManageSieve
+# (tests/test_fail2ban.py bans a ManageSieve client).
+DOVECOT_LOG = """\
+Dec 03 18:57:54 imap-login: Info: Disconnected: Aborted login by logging out (auth failed, 1 attempts in 2 secs): \
+user=<alice@example.com>, method=PLAIN, rip=10.213.0.2, lip=10.213.0.1, TLS, session=<saYjVr9hhM8K1QAC>
+Dec 03 18:58:00 imap-login: Info: Disconnected: Connection closed (auth failed, 1 attempts in 6 secs): \
+user=<alice@example.com>, method=PLAIN, rip=10.213.0.2, lip=10.213.0.1, TLS: Connection closed, session=<O2RCVr9h>
+Dec 03 18:57:51 imap-login: Info: Disconnected: Connection closed: read(size=1026) failed: Connection reset by \
+peer (no auth attempts in 0 secs): user=<>, rip=127.0.0.1, lip=127.0.0.1, secured, session=<AtkgVr9h6sd/AAAB>
+"""
+
+
+@pytest.mark.parametrize(("service", "hosts"), [("imap", ["10.213.0.2", "10.213.0.2"]), ("managesieve", [])])
+def test_the_dovecot_filter_finds_each_services_failed_logins(service, hosts, tmp_path):
+    from mailspec.backends.fail2ban import FILTER
+
+    files = compile_fixture("filters")
+    (tmp_path / "filter.conf").write_text(files[f"fail2ban/filter.d/{FILTER}.conf"])
+    (tmp_path / "dovecot.log").write_text(DOVECOT_LOG)
+    run = subprocess.run([need_tool("fail2ban-regex"), "--print-all-matched", str(tmp_path / "dovecot.log"),
+                          f"{tmp_path / 'filter.conf'}[service={service}]"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    matched = run.stdout.split("Matched line(s):")[-1].split("Missed line(s):")[0] if hosts else ""
+    assert re.findall(r"rip=([\d.]+)", matched) == hosts, run.stdout
+    assert f"Failregex: {len(hosts)} total" in run.stdout, run.stdout
 
 
 def test_sievec_compiles_every_script(deploy, tmp_path_factory):

@@ -534,6 +534,10 @@ def _accounts_and_directories(request: Request) -> None:
     if not os.path.isdir(request.mail_root):
         os.makedirs(request.mail_root)
         os.chown(request.mail_root, request.vmail_uid, request.vmail_gid)
+    for log in (layout.postfix_log, layout.dovecot_log):  # fail2ban's jails want them there from the start
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        if not os.path.exists(log):
+            write_with_mode(log, b"", 0o600)
     if layout.prefix:  # a relocated server brings its own queue, state and logs
         os.chmod(layout.prefix, 0o755)  # the daemons' own users must reach their directories
         for directory in (layout.postfix_queue, layout.postfix_data, os.path.dirname(layout.postfix_log),

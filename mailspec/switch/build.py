@@ -177,7 +177,7 @@ def _compile_sieve(dovecot: str) -> list[str]:
 def validate(etc: str, layout: Layout) -> None:
     """What the daemons themselves say about the configuration, before it is used:
     `postfix check`, `postconf -n` (a warning counts as an error), `doveconf -n` and
-    `rspamadm configtest` and `nginx -t`."""
+    `rspamadm configtest`, `nginx -t` and `fail2ban-client -t`."""
     postfix = os.path.join(etc, "postfix")
     run("postfix", "-c", postfix, "check", what="`postfix check`")
     done = subprocess.run(["postconf", "-c", postfix, "-n"], capture_output=True, text=True)
@@ -190,6 +190,9 @@ def validate(etc: str, layout: Layout) -> None:
     from mailspec.switch import nginx  # it runs build's commands
 
     nginx.validate(etc)
+    fail2ban = os.path.join(etc, "fail2ban")
+    if units.BY_NAME["fail2ban"].runs_in(fail2ban):
+        run("fail2ban-client", "-c", fail2ban, "-t", what="`fail2ban-client -t`")
 
 
 def now() -> str:

@@ -81,8 +81,12 @@ class Daemons:
         """Start what is not running; restart, reload or stop what `needs` says."""
         for daemon in DAEMONS:
             running = self.master_pid(daemon) is not None
-            action = needs.get(daemon) if self.runs(daemon) else "stop"  # an optional one the spec has not
-            if action == "stop" and not running:
+            action = needs.get(daemon)
+            if not self.runs(daemon):  # an optional one the spec does not ask for
+                if not units.BY_NAME[daemon].shared:
+                    action = "stop"
+                elif not running:  # the host's own, which it does not run: left so
+                    continue
                 continue
             if not running and action != "stop":
                 action = "start"
@@ -125,6 +129,7 @@ class Daemons:
             "nginx": lambda: ["nginx", "-e", "stderr", "-c", nginx.relocated_config(layout)],
             "redis": lambda: ["redis-server", f"{layout.redis_dir}/redis.conf", "--daemonize", "yes"],
             "clamav": lambda: ["clamd", f"--config-file={layout.clamav_dir}/clamd.conf"],
+            "fail2ban": lambda: [*self._fail2ban(), "start"],
         }
         own = {
             ("postfix", "reload"): lambda: [["postfix", "-c", layout.postfix_dir, "reload"]],
@@ -133,12 +138,17 @@ class Daemons:
             ("dovecot", "restart"): lambda: [["doveadm", "-c", conf, "stop"], starts["dovecot"]()],
             ("rspamd", "reload"): lambda: [["kill", "-HUP", str(self.master_pid("rspamd") or 0)]],
             ("nginx", "reload"): lambda: [[*starts["nginx"](), "-s", "reload"]],
+            ("fail2ban", "reload"): lambda: [[*self._fail2ban(), "reload"]],
         }
         if (daemon, action) in own:
             return own[daemon, action]()
         signal = ["kill", str(self.master_pid(daemon) or 0)]  # a stop: the generation has nothing to read
         return {"start": lambda: [starts[daemon]()], "stop": lambda: [signal],
                 "restart": lambda: [signal, starts[daemon]()]}[action]()
+
+    def _fail2ban(self) -> list[str]:
+        layout = self.layout
+        return ["fail2ban-client", "-c", layout.fail2ban_dir, "-s", layout.fail2ban_socket, "-p", layout.fail2ban_pid]
 
     def health(self, probe: str | None, timeout: float = 20) -> list[str]:
         """What does not work: every master runs, rspamd's milter and postsrsd's tables

@@ -58,6 +58,7 @@ FEATURES = {
     "acme": lambda server: server.tls.acme is not None,
     "postfix": lambda server: server.relay is not None and server.relay.login is not None,  # SASL PLAIN
     "clamav": lambda server: server.antivirus,
+    "fail2ban": lambda server: server.fail2ban is not None,
 }
 
 

@@ -28,13 +28,20 @@ class Unit:
     foreground: bool = False
     # Runs only in the generations whose spec asks for it (its `config` is there).
     optional: bool = False
+    # Optional, but the host's own too (its other jails): never stopped for want of
+    # mailspec's file, only reloaded without it.
+    shared: bool = False
 
     def directory(self, layout: Layout) -> str:
         return getattr(layout, self.live_dir)
 
     def runs(self, layout: Layout) -> bool:
         """Whether the current generation runs it."""
-        return not self.optional or os.path.exists(os.path.join(self.directory(layout), self.config))
+        return self.runs_in(self.directory(layout))
+
+    def runs_in(self, directory: str) -> bool:
+        """Whether the generation whose files for it are in `directory` runs it."""
+        return not self.optional or os.path.exists(os.path.join(directory, self.config))
 
     @property
     def systemd_unit(self) -> str:
@@ -60,6 +67,8 @@ UNITS = (
     Unit("dovecot", "dovecot-core", "dovecot_dir", "dovecot.conf"),
     # It may serve other sites of the host's: mailspec adds one file to its conf.d/.
     Unit("nginx", "nginx", "nginx_dir", None),
+    # With `fail2ban`; mailspec adds its jails to the host's. Last: it reads their logs.
+    Unit("fail2ban", "fail2ban", "fail2ban_dir", "jail.d/mailspec.conf", optional=True, shared=True),
 )
 NAMES = tuple(unit.name for unit in UNITS)
 BY_NAME = {unit.name: unit for unit in UNITS}
