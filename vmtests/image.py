@@ -52,8 +52,10 @@ MASKED = (
 # Started on demand (by the mysql scenarios, and by the switch: rspamd's first start
 # loads its rules for minutes under TCG); boots and restores faster without them.
 DISABLED = ("mariadb.service", "rspamd.service", "nsd.service",  # nsd: the outside runs its own
-            # Debian's own instances, which mailspec does not use (it runs its own of each).
-            "redis-server.service", "clamav-daemon.service", "clamav-daemon.socket", "clamav-freshclam.service")
+            # Debian's own Redis and clamd, which mailspec does not use (it runs its own of
+            # each), and fail2ban, which a switch starts for a spec with `fail2ban`.
+            "redis-server.service", "clamav-daemon.service", "clamav-daemon.socket", "clamav-freshclam.service",
+            "fail2ban.service")
 RESOLVER_UNIT = "mailspec-resolver.service"
 UPSTREAM_DNS = "etc/mailspec-upstream-dns.conf"  # dnsmasq re-reads it when it changes
 # Files written into the root filesystem after mmdebstrap; part of the recipe hash.

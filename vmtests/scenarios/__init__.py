@@ -14,6 +14,7 @@ from mailspec.vmtests.deploy import check_logs
 from mailspec.vmtests.driver import Site
 from mailspec.vmtests.scenarios.abuse import (
     antivirus,
+    fail2ban,
     has_postscreen,
     has_spam_checks,
     has_two_domains_and_logins,
@@ -94,6 +95,8 @@ SCENARIOS = (
              "kept in mailspec's Redis", rspamd_state, has_two_domains_and_logins),
     Scenario("antivirus", "ClamAV with the scenario's own EICAR signature: an infected attachment is refused on 25",
              antivirus, has_receiving),
+    Scenario("fail2ban", "failed IMAP logins from outside get the outside machine banned for the ban time; "
+             "loopback never", fail2ban, has_receiving, outside=True),
 )
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 

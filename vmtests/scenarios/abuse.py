@@ -276,3 +276,67 @@ def antivirus(site: Site) -> None:
     if site.folders_with(target, infected):
         wrong.append("the infected message was stored")
     expect(not wrong, "antivirus:\n" + "\n".join(wrong))
+
+
+BAN_RETRIES, BAN_TIME = 3, 30
+# Run on a machine: `tries` IMAP logins with a wrong password (STARTTLS first), or with
+# none a greeting only; prints "ok", or why it could not connect.
+FAILED_LOGINS = r"""
+import imaplib, socket, ssl, sys
+host, tries = sys.argv[1], int(sys.argv[2])
+context = ssl.create_default_context(); context.check_hostname = False; context.verify_mode = ssl.CERT_NONE
+try:
+    for _ in range(max(tries, 1)):
+        client = imaplib.IMAP4(host, 143, timeout=30)
+        client.starttls(ssl_context=context)
+        if tries:
+            try:
+                client.login("nobody@example.com", "wrong-password")
+            except imaplib.IMAP4.error:
+                pass
+        client.logout()
+    print("ok")
+except (ConnectionRefusedError, socket.timeout, TimeoutError, OSError) as error:
+    print(type(error).__name__)
+"""
+
+
+def fail2ban(site: Site) -> None:
+    """The spec switched to `fail2ban`: failed IMAP logins from the outside machine get it
+    banned (new connections fail) until the ban time has passed; the same failures from
+    the server itself (loopback, trusted) never ban it. This VM's sshd jail, the harness's
+    way in, is turned off first, as Debian 12's fails without /var/log/auth.log."""
+    server, outside = site.server, site.outside
+    server.write_file("/etc/fail2ban/jail.d/defaults-debian.conf", "[sshd]\nenabled = false\n")
+    spec = attrs.evolve(site.spec, server=attrs.evolve(site.spec.server, fail2ban=model.Fail2ban(
+        retries=BAN_RETRIES, find_time=600, ban_time=BAN_TIME)))
+    compiled = compile_model(spec, site.compiled.deploy.parent / "fail2ban", site.compiled.keys)
+    install_deploy(server, compiled)
+    site.compiled = compiled
+    for machine in (server, outside):
+        machine.write_file("/tmp/failed_logins.py", FAILED_LOGINS)
+    wrong = []
+
+    def attempt(machine, host: str, tries: int) -> str:
+        return machine.succeed(f"python3 /tmp/failed_logins.py {host} {tries}").strip().splitlines()[-1]
+
+    with log.step(f"{BAN_RETRIES} failed logins from the server itself"):
+        attempt(server, "127.0.0.1", BAN_RETRIES)
+        time.sleep(5)  # fail2ban reads the log within a second or two
+        if attempt(server, "127.0.0.1", 0) != "ok":
+            wrong.append("the server's own loopback was banned")
+    with log.step(f"{BAN_RETRIES} failed logins from the outside machine, banned for {BAN_TIME} s"):
+        attempt(outside, network.SERVER_ADDRESS, BAN_RETRIES)
+        try:
+            log.retry(lambda last: attempt(outside, network.SERVER_ADDRESS, 0) != "ok" or None, 60,
+                      "the outside machine banned", 1)
+            banned = time.monotonic()
+            log.retry(lambda last: attempt(outside, network.SERVER_ADDRESS, 0) == "ok" or None, BAN_TIME + 60,
+                      "the ban lifted", 2)
+            lasted = time.monotonic() - banned
+            log.info(f"banned for about {lasted:.0f} s")
+            if lasted < BAN_TIME - 10:
+                wrong.append(f"the ban lasted {lasted:.0f} s, not {BAN_TIME}")
+        except log.Timeout as error:
+            wrong.append(str(error))
+    expect(not wrong, "fail2ban:\n" + "\n".join(wrong) + "\n" + server.execute("tail -20 /var/log/fail2ban.log")[1])
