@@ -422,6 +422,26 @@ def fmt_command(files: tuple[str, ...], check: bool) -> None:
         sys.exit(EXIT_SPEC)
 
 
+@main.command("passwd")
+@click.option("--scheme", type=click.Choice(["ARGON2ID", "BLF-CRYPT"]), default="ARGON2ID", show_default=True,
+              help="The hash scheme (ARGON2ID: the strongest Dovecot 2.3 verifies).")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the password from stdin (one line) instead of the "
+              "terminal.")
+def passwd_command(scheme: str, from_stdin: bool) -> None:
+    """Print a password hash for a mailbox's `password`, ready to paste."""
+    from mailspec.passwd import hash_password
+
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt="Again", err=True)
+    try:
+        click.echo(hash_password(password, scheme))
+    except ValueError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+
+
 @main.command("vmtest")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--scenario", "names", multiple=True, metavar="NAME",
