@@ -44,7 +44,7 @@ REGISTRY = (
             lookup_packages=(("files", "postfix-lmdb"), ("mysql", "postfix-mysql")),
             feature_packages=("libsasl2-modules", "ca-certificates")),  # a relay host's login
     Backend("dovecot", "dovecot_dir", ("dovecot-core", "dovecot-imapd", "dovecot-lmtpd"), 13,
-            lookup_packages=(("mysql", "dovecot-mysql"),)),
+            lookup_packages=(("mysql", "dovecot-mysql"),), feature_packages=("dovecot-pop3d",)),  # with `pop3`
     Backend("sieve", "sieve_dir", ("dovecot-sieve", "dovecot-managesieved"), 45, divisible=True),
     Backend("rspamd", "rspamd_dir", ("rspamd",), 2),
     Backend("redis", "redis_dir", ("redis-server",), 0),

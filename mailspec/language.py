@@ -176,6 +176,8 @@ SERVER = Block("the server block", model.Server, (
             "pregreet test", "postscreen { dnsbl zen.spamhaus.org 3; threshold 3 }", block="a postscreen block"),
     Keyword("fail2ban", Nested(), "ban clients that fail to log in again and again (nftables; never the "
             "trusted networks)", "fail2ban { retries 5; find_time 10m; ban_time 1h }", block="a fail2ban block"),
+    Keyword("pop3", Flag(), "also serve POP3: on 995 with TLS, on 110 only after STLS (off by default)",
+            "pop3 yes"),
     Keyword("antivirus", Flag(), "scan every message with ClamAV; a virus is refused at SMTP time (off by "
             "default; needs freshclam's signatures)", "antivirus yes"),
 ), "server { hostname mail.example.com }", required=("hostname",))

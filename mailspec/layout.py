@@ -29,6 +29,8 @@ class Ports:
     https: int = 443  # nginx: the MTA-STS policy, autoconfig and autodiscover
     redis: int = 6380  # mailspec's Redis, for rspamd: 6379 is the host's own, if it has one
     clamd: int = 3310  # mailspec's clamd, which rspamd asks (with `antivirus`)
+    pop3: int = 110  # with `pop3`: only after STLS
+    pop3s: int = 995
 
 
 @attrs.frozen

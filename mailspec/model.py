@@ -232,6 +232,7 @@ class Server:
     postscreen: Postscreen | None = None
     rate_limits: RateLimits = RateLimits()
     antivirus: bool = False  # ClamAV, through rspamd
+    pop3: bool = False  # POP3S on 995, and 110 with STLS
     fail2ban: Fail2ban | None = None
     span: Span | None = _span()
 

@@ -114,7 +114,8 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
                   mail_location=mail_location_setting(spec, layout), username_chars=username_chars(spec),
                   recipient_delimiter=server.recipient_delimiter,
                   lmtp_socket=layout.lmtp_socket, auth_socket=layout.auth_socket,
-                  sieve_before=f"{layout.dovecot_dir}/{script}" if script else "", **learning(spec, layout))
+                  sieve_before=f"{layout.dovecot_dir}/{script}" if script else "", **learning(spec, layout),
+                  pop3=server.pop3, protocols="imap lmtp sieve" + (" pop3" if server.pop3 else ""))
     if server.filters.spam_folder:
         files.update(learners(layout))
     return {"dovecot/dovecot.conf": conf, **files}

@@ -23,12 +23,14 @@ class Jail:
     ports: str
 
 
-def jails(layout: Layout) -> list[Jail]:
+def jails(spec: model.Spec, layout: Layout) -> list[Jail]:
     ports = layout.ports
+    pop3 = [Jail("mailspec-pop3", f"{FILTER}[service=pop3]", layout.dovecot_log, f"{ports.pop3},{ports.pop3s}")]
     return [Jail("mailspec-smtp-auth", "postfix[mode=auth]", layout.postfix_log,
                  f"{ports.smtp},{ports.submission},{ports.submissions}"),
             Jail("mailspec-imap", f"{FILTER}[service=imap]", layout.dovecot_log, f"{ports.imap},{ports.imaps}"),
-            Jail("mailspec-managesieve", f"{FILTER}[service=managesieve]", layout.dovecot_log, str(ports.sieve))]
+            Jail("mailspec-managesieve", f"{FILTER}[service=managesieve]", layout.dovecot_log, str(ports.sieve)),
+            *(pop3 if spec.server.pop3 else [])]
 
 
 def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
@@ -37,7 +39,7 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
         return {}
     return {
         "fail2ban/jail.d/mailspec.conf": render(__name__, "mailspec.conf.j2", settings=settings,
-                                                ignore=" ".join(trusted(spec)), jails=jails(layout)),
+                                                ignore=" ".join(trusted(spec)), jails=jails(spec, layout)),
         f"fail2ban/filter.d/{FILTER}.conf": render(__name__, "filter.conf.j2"),
     }
 

@@ -58,6 +58,15 @@ class Daemons:
         return units.BY_NAME[daemon].runs(self.layout)
 
     @property
+    def serves_pop3(self) -> bool:
+        """Whether the current generation's Dovecot serves POP3 (a spec with `pop3`)."""
+        try:
+            with open(self.dovecot_conf, encoding="utf-8") as handle:
+                return any(line.startswith("protocols = ") and " pop3" in line for line in handle)
+        except OSError:
+            return False
+
+    @property
     def serves_web(self) -> bool:
         """Whether the current generation has mailspec's site (a spec with domains)."""
         return os.path.exists(os.path.join(self.layout.nginx_dir, nginx.SITE))
@@ -179,8 +188,9 @@ class Daemons:
         for port, what in listeners:
             if not listens(port):
                 problems.append(f"{what} on port {port} does not answer")
-        for port, banner, name in ((ports.smtp, b"220 ", "SMTP"), (ports.submission, b"220 ", "submission"),
-                                   (ports.imap, b"* OK", "IMAP")):
+        greeters = ((ports.smtp, b"220 ", "SMTP"), (ports.submission, b"220 ", "submission"),
+                    (ports.imap, b"* OK", "IMAP"), *([(ports.pop3, b"+OK", "POP3")] if self.serves_pop3 else []))
+        for port, banner, name in greeters:
             if not greets(port, banner):
                 problems.append(f"{name} on port {port} does not greet")
         if self.serves_web and not serves_https(ports.https):

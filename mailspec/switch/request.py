@@ -59,6 +59,7 @@ FEATURES = {
     "postfix": lambda server: server.relay is not None and server.relay.login is not None,  # SASL PLAIN
     "clamav": lambda server: server.antivirus,
     "fail2ban": lambda server: server.fail2ban is not None,
+    "dovecot": lambda server: server.pop3,
 }
 
 
