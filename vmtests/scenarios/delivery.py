@@ -3,8 +3,11 @@ quota, and a reload under load."""
 
 from __future__ import annotations
 
+import json
+import shlex
 import threading
 import time
+from pathlib import Path
 
 import attrs
 
@@ -234,3 +237,42 @@ def _reload_counts(site: Site, login: str) -> dict[str, int] | None:
             if str(m["subject"]).startswith("reload "):
                 counts[str(m["subject"])] = counts.get(str(m["subject"]), 0) + 1
     return counts if len(counts) == RELOAD_MESSAGES else None
+
+
+# Run on the server: POP3S on 995 (verifying the server's certificate as its name) and
+# 110 after STLS, each logged in; prints the subjects each finds.
+POP3_READER = r"""
+import json, poplib, socket, ssl, sys
+name, ca, user, password = sys.argv[1:5]
+context = ssl.create_default_context(cafile=ca)
+class Pop3s(poplib.POP3_SSL):
+    def _create_socket(self, timeout):
+        return self.context.wrap_socket(poplib.POP3._create_socket(self, timeout), server_hostname=name)
+def subjects(client):
+    client.user(user); client.pass_(password)
+    found = [line.decode().split(": ", 1)[1] for n in range(1, client.stat()[0] + 1)
+             for line in client.retr(n)[1] if line.startswith(b"Subject: ")]
+    client.quit()
+    return found
+implicit = subjects(Pop3s("127.0.0.1", 995, context=context, timeout=30))
+plain = poplib.POP3("127.0.0.1", 110, timeout=30); plain.host = name; plain.stls(context=context)
+print(json.dumps([implicit, subjects(plain)]))
+"""
+
+
+def pop3(site: Site) -> None:
+    """The spec switched to `pop3`: a message delivered a moment before is read over
+    POP3S on 995 and over 110 after STLS."""
+    compiled = compile_model(attrs.evolve(site.spec, server=attrs.evolve(site.spec.server, pop3=True)),
+                             site.compiled.deploy.parent / "pop3", site.compiled.keys)
+    install_deploy(site.server, compiled)
+    site.compiled = compiled
+    target = receiving(site.spec)[0]
+    subject = unique("read over pop3")
+    site.deliver(OUTSIDER, [target], subject)
+    site.wait_for(target, subject)
+    site.server.write_file("/tmp/pop3_reader.py", POP3_READER)
+    site.server.write_file("/tmp/pop3-ca.crt", Path(compiled.ca_file).read_text())
+    arguments = " ".join(shlex.quote(a) for a in (site.spec.server.hostname, "/tmp/pop3-ca.crt", *site.login(target)))
+    found = json.loads(site.server.succeed(f"python3 /tmp/pop3_reader.py {arguments}").strip().splitlines()[-1])
+    expect(all(subject in subjects for subjects in found), f"POP3 did not show `{subject}`: {found}")
