@@ -119,3 +119,14 @@ def short_dir():
     path = Path(tempfile.mkdtemp(prefix="ms", dir="/tmp"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def outside_client():
+    """An Outside (hostrun.outside_namespace): a client outside the trusted networks."""
+    from mailspec.hostrun import outside_namespace
+
+    need_root()
+    need_tool("ip")
+    with outside_namespace() as inside:
+        yield inside

@@ -251,3 +251,4 @@ def outside():
             assert done.returncode == 0, done.stderr
             return int(done.stdout.strip())
         yield run
+

@@ -15,10 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import need_root, need_tool
+from conftest import need_tool
 from hosttier import hashed, serve
-
-from mailspec.hostrun import outside_namespace
 
 BAN_TIME = 20
 RETRIES = 3
@@ -107,14 +105,6 @@ def site():
         yield found
 
 
-@pytest.fixture(scope="module")
-def outside():
-    need_root()
-    need_tool("ip")
-    with outside_namespace() as inside:
-        yield inside
-
-
 def attempt(outside, site, kind: str, failures: int) -> str:
     port = {"imap": site.ports.imap, "sieve": site.ports.sieve, "smtp": site.ports.submission}[kind]
     done = outside([sys.executable, "-c", CLIENT, outside.host, str(port), kind, str(failures)],
@@ -138,10 +128,10 @@ def banned_until_free(outside, site, kind: str) -> float:
 
 
 @pytest.mark.parametrize("kind", ["imap", "smtp", "sieve"])
-def test_failed_logins_from_outside_get_the_client_banned_for_the_ban_time(site, outside, kind):
+def test_failed_logins_from_outside_get_the_client_banned_for_the_ban_time(site, outside_client, kind):
     # The ban may come while the last failure's connection is still open: it then times out.
-    assert attempt(outside, site, kind, RETRIES) in ("ok", "timeout")
-    lasted = banned_until_free(outside, site, kind)
+    assert attempt(outside_client, site, kind, RETRIES) in ("ok", "timeout")
+    lasted = banned_until_free(outside_client, site, kind)
     assert BAN_TIME - 5 < lasted < BAN_TIME + 30, lasted
 
 

@@ -14,10 +14,8 @@ import sys
 import time
 
 import pytest
-from conftest import need_root, need_tool
+from conftest import need_tool
 from hosttier import hashed, message, serve
-
-from mailspec.hostrun import outside_namespace
 
 DELAY = 8  # seconds: the spec's greylist_delay
 PER_HOUR = 3
@@ -67,14 +65,6 @@ def site():
         yield found
 
 
-@pytest.fixture(scope="module")
-def outside():
-    need_root()
-    need_tool("ip")
-    with outside_namespace() as inside:
-        yield inside
-
-
 def send_from_outside(site, outside, recipient: str, subject: str, user: str = "") -> tuple[int, str]:
     port = site.ports.submission if user else site.ports.smtp
     sender = f"{user}@example.com" if user else "someone@outside.example"
@@ -96,22 +86,22 @@ def test_redis_is_mailspecs_own_and_rspamd_uses_it(site):
     assert config[1] == site.layout.redis_db
 
 
-def test_a_new_outside_sender_is_greylisted_until_the_delay_has_passed(site, outside):
+def test_a_new_outside_sender_is_greylisted_until_the_delay_has_passed(site, outside_client):
     """The first attempt and a retry within the delay get 451; the retry after it is
     delivered. A domain with `greylist no` takes the same client's mail at once."""
-    first = send_from_outside(site, outside, "alice@example.com", "grey-1")
+    first = send_from_outside(site, outside_client, "alice@example.com", "grey-1")
     assert first[0] == 451, first
     assert "try again later" in first[1].lower(), first
     started = time.monotonic()
-    assert send_from_outside(site, outside, "alice@example.com", "grey-1")[0] == 451  # too early
-    assert send_from_outside(site, outside, "carol@example.net", "grey-carol") == (250, "")
+    assert send_from_outside(site, outside_client, "alice@example.com", "grey-1")[0] == 451  # too early
+    assert send_from_outside(site, outside_client, "carol@example.net", "grey-carol") == (250, "")
     time.sleep(max(0.0, DELAY + 2 - (time.monotonic() - started)))
-    assert send_from_outside(site, outside, "alice@example.com", "grey-1") == (250, "")
+    assert send_from_outside(site, outside_client, "alice@example.com", "grey-1") == (250, "")
     assert "grey-1" in site.wait_for("alice", "Subject: grey-1")
 
 
-def test_logins_and_the_trusted_network_are_never_greylisted(site, outside):
-    assert send_from_outside(site, outside, "alice@example.com", "grey-login", user="bob") == (250, "")
+def test_logins_and_the_trusted_network_are_never_greylisted(site, outside_client):
+    assert send_from_outside(site, outside_client, "alice@example.com", "grey-login", user="bob") == (250, "")
     with site.smtp() as client:  # 127.0.0.1: the trusted network
         client.sendmail("someone@outside.example", ["alice@example.com"],
                         message("grey-trusted", "someone@outside.example", "alice@example.com"))
