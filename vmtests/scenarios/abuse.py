@@ -203,7 +203,10 @@ def rspamd_state(site: Site) -> None:
         site.deliver(OUTSIDER, [plain], subject, body=f"{subject} {LETTER}")
         folder = site.wait_for(plain, subject)[0]
         junk = spec.server.filters.spam_folder
-        log.info(f"delivered to {folder}")
+        status = next(m for m in site.mailbox(plain)[folder] if m["subject"] == subject)["X-Spam-Status"]
+        log.info(f"delivered to {folder}: X-Spam-Status: {status}")
+        if status is None or str(status).startswith("Yes") != (folder == junk):
+            wrong.append(f"a message with X-Spam-Status: {status} was filed into {folder}")
         if folder == junk:  # rspamd marked it (an outside sender whose SPF does not name the host)
             moves = [(junk, "INBOX", "ham"), ("INBOX", junk, "spam")]
         else:
