@@ -19,7 +19,7 @@
       pkgs = nixpkgs.legacyPackages.${system};
       py = pkgs.python311Packages;
       # pyproject.toml's [project] dependencies; tests/test_packaging.py holds them equal.
-      runtime = with py; [ lark attrs jinja2 click idna cryptography pymysql dnspython ];
+      runtime = with py; [ lark attrs jinja2 click idna cryptography pymysql dnspython argon2-cffi bcrypt ];
       mailspec = py.buildPythonApplication {
         pname = "mailspec";
         version = "0.1.0";

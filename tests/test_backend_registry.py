@@ -27,7 +27,8 @@ def test_what_is_derived_from_the_registry():
     assert dict(installed_dirs(DEFAULT)) == {"postfix": "/etc/postfix", "dovecot": "/etc/dovecot",
                                              "sieve": "/etc/dovecot/sieve", "rspamd": "/etc/rspamd",
                                              "postsrsd": "/etc/postsrsd", "nginx": "/etc/nginx",
-                                             "redis": "/etc/redis/mailspec"}
+                                             "redis": "/etc/redis/mailspec", "clamav": "/etc/clamav/mailspec",
+                                             "fail2ban": "/etc/fail2ban"}
     assert installed_path(DEFAULT, "dovecot/users") == "/etc/dovecot/users"
 
 

@@ -13,7 +13,7 @@ from mailspec.layout import DEFAULT, Layout, Ports
 PREFIX = "/srv/mailspec-test/root"
 PORTS = Ports(smtp=10025, submission=10587, submissions=10465, imap=10143, imaps=10993, sieve=14190,
               milter=21332, rspamd_controller=21334, srs_forward=20001, srs_reverse=20002, srs_reinject=20026,
-              http=10080, https=10443, redis=16380)
+              http=10080, https=10443, redis=16380, clamd=13310, pop3=10110, pop3s=10995)
 
 
 @pytest.mark.parametrize("name", VALID)

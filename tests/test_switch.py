@@ -262,7 +262,7 @@ def test_clamd_runs_exactly_in_the_generations_with_antivirus(host):
     done = host.mailspec("switch", scanning, "--yes")
     assert "+ clamav/clamd.conf" in done.stdout and "postfix: restart" not in done.stdout, done.stdout
     assert SIGNATURE in scanned(host.layout.ports.clamd, EICAR)
-    host.mailspec("switch", plain, "--yes")
-    assert daemons.master_pid("clamav") is None and daemons.master_pid("postfix") == postfix
+    done = host.mailspec("switch", plain, "--yes")
+    assert daemons.master_pid("clamav") is None and daemons.master_pid("postfix") == postfix, done.stdout
     host.mailspec("rollback", "2")
     assert daemons.master_pid("clamav") is not None

@@ -96,6 +96,7 @@ class Daemons:
                     action = "stop"
                 elif not running:  # the host's own, which it does not run: left so
                     continue
+            if action == "stop" and not running:
                 continue
             if not running and action != "stop":
                 action = "start"
