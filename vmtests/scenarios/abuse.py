@@ -297,7 +297,9 @@ try:
                 client.login("nobody@example.com", "wrong-password")
             except imaplib.IMAP4.error:
                 pass
-        client.logout()
+            client.shutdown()  # no LOGOUT to wait for: the ban may come at once
+        else:
+            client.logout()
     print("ok")
 except (ConnectionRefusedError, socket.timeout, TimeoutError, OSError) as error:
     print(type(error).__name__)
