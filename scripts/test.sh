@@ -9,7 +9,8 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   postfix postfix-lmdb postfix-mysql dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve \
   dovecot-managesieved dovecot-mysql mariadb-server mariadb-client openssl ssl-cert \
   util-linux openssh-server python3-venv qemu-system-x86 qemu-utils mmdebstrap e2fsprogs dpkg-dev nix-bin \
-  nsd bind9-utils rspamd redis-server clamav-daemon postsrsd nginx certbot pebble >/dev/null
+  nsd bind9-utils rspamd redis-server clamav-daemon fail2ban nftables dovecot-pop3d postsrsd nginx certbot pebble \
+  >/dev/null
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e '.[test]'
