@@ -122,7 +122,8 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
 
 
 PIPE_DIR = "sieve-pipe"  # under the Dovecot directory: the programs Sieve's `pipe` may run
-PROGRAM_FILES = frozenset(f"dovecot/{PIPE_DIR}/learn-{kind}.sh" for kind in ("spam", "ham"))
+LEARNERS = {kind: f"dovecot/{PIPE_DIR}/learn-{kind}.sh" for kind in ("spam", "ham")}
+PROGRAM_FILES = frozenset(LEARNERS.values())
 
 
 def learning(spec: model.Spec, layout: Layout) -> dict[str, str]:
@@ -137,6 +138,5 @@ def learning(spec: model.Spec, layout: Layout) -> dict[str, str]:
 def learners(layout: Layout) -> dict[str, str]:
     """The programs the learning scripts pipe a message to: rspamc, through rspamd's
     controller on loopback (which trusts loopback)."""
-    return {f"dovecot/{PIPE_DIR}/learn-{kind}.sh": render(__name__, "learn.sh.j2", kind=kind,
-                                                          port=layout.ports.rspamd_controller)
-            for kind in ("spam", "ham")}
+    return {path: render(__name__, "learn.sh.j2", kind=kind, port=layout.ports.rspamd_controller)
+            for kind, path in LEARNERS.items()}

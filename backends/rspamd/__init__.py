@@ -67,12 +67,9 @@ def greylisted(spec: model.Spec) -> list[str]:
                   for name in d.names)
 
 
-def ucl_list(items: list[str]) -> str:
-    return "[" + ", ".join(f'"{item}"' for item in items) + "]"
-
-
-def lua_list(items: list[str]) -> str:
-    return "{" + ", ".join(f'"{item}"' for item in items) + "}"
+def ucl_list(items: list[str], brackets: str = "[]") -> str:
+    """Quoted strings as a UCL list (as a Lua table with brackets="{}")."""
+    return brackets[0] + ", ".join(f'"{item}"' for item in items) + brackets[1]
 
 
 def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
@@ -85,7 +82,7 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
         "rspamd/local.d/settings.conf": render(__name__, "settings.conf.j2", overrides=overrides(spec)),
         "rspamd/local.d/force_actions.conf": render(__name__, "force_actions.conf.j2"),
         "rspamd/rspamd.local.lua": render(__name__, "rspamd.local.lua.j2", map=SENDERS_MAP,
-                                          greylist_map=GREYLIST_MAP, trusted=lua_list(trusted(spec)),
+                                          greylist_map=GREYLIST_MAP, trusted=ucl_list(trusted(spec), "{}"),
                                           delimiter=spec.server.recipient_delimiter),
         f"rspamd/{SENDERS_MAP}": lookup_table(postfix_tables.sender_logins(spec)),
         f"rspamd/{GREYLIST_MAP}": "".join(f"{name}\n" for name in greylisted(spec)),
