@@ -55,6 +55,7 @@ from mailspec.vmtests.scenarios.policy import (
     relay_matrix,
     send_rights,
 )
+from mailspec.vmtests.scenarios.smarthost import smarthost
 
 
 @attrs.frozen
@@ -100,6 +101,8 @@ SCENARIOS = (
              antivirus, has_receiving),
     Scenario("fail2ban", "failed IMAP logins from outside get the outside machine banned for the ban time; "
              "loopback never", fail2ban, has_receiving, outside=True),
+    Scenario("smarthost", "outgoing mail through a provider's smarthost, logged in over verified TLS; a stale "
+             "password shows as the provider's 535 in the deferral", smarthost, has_submitter, outside=True),
 )
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 
