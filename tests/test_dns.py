@@ -201,3 +201,21 @@ def test_every_sending_domain_name_gets_a_signing_entry_and_an_spf_record(tmp_pa
             assert signer.path == f"{spec.server.keys}/dkim/{domain.name}.{domain.dkim.selector}.key"
             assert (f"{signer.selector}._domainkey.{name}.", "TXT", "v=DKIM1") in published, name
     assert set(signers) == {n for d in spec.domains if d.dkim.sign for n in d.names}
+
+
+def spf_spec(includes: int) -> str:
+    lines = "".join(f"  spf_include _spf{n}.partner.example\n" for n in range(includes))
+    return f"server {{ hostname mail.example.com }}\ndomain example.com {{\n{lines}}}\n"
+
+
+def test_an_spf_record_over_ten_lookups_has_a_code_of_its_own(tmp_path):
+    """With no `addresses` the record names `mx` (one lookup) beside each include. E0420
+    is the alias chain's code; the SPF limit once shared it."""
+    spec = tmp_path / "spf.mailspec"
+    spec.write_text(spf_spec(10))
+    over = mailspec("check", str(spec), check=False)
+    assert over.returncode == 1 and "error[E0423]: the SPF record of example.com needs 11 DNS lookups" in over.stderr, \
+        over.stderr
+    assert "E0420" not in over.stderr
+    spec.write_text(spf_spec(9))
+    assert "E0423" not in mailspec("check", str(spec), check=False).stderr

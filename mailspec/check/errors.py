@@ -176,7 +176,7 @@ def mixed_scripts(span: Span, name: str, found: list[str]) -> Diagnostic:
 
 def spf_too_many_lookups(span: Span, domain: str, lookups: int) -> Diagnostic:
     return Diagnostic.error(
-        "E0420", f"the SPF record of {domain} needs {lookups} DNS lookups, more than the 10 SPF allows",
+        "E0423", f"the SPF record of {domain} needs {lookups} DNS lookups, more than the 10 SPF allows",
         span, "this domain's SPF record",
         notes=["receivers treat such a record as an error (permerror), so SPF fails for every message"],
         help="remove `spf_include`s you no longer use, or give the server's `addresses` so that the "
