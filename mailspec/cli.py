@@ -422,6 +422,14 @@ def fmt_command(files: tuple[str, ...], check: bool) -> None:
         sys.exit(EXIT_SPEC)
 
 
+@main.command("reference")
+def reference_command() -> None:
+    """Print the language reference (every block and keyword), as docs/reference.md has it."""
+    from mailspec.reference import render
+
+    click.echo(render(), nl=False)
+
+
 @main.command("passwd")
 @click.option("--scheme", type=click.Choice(["ARGON2ID", "BLF-CRYPT"]), default="ARGON2ID", show_default=True,
               help="The hash scheme (ARGON2ID: the strongest Dovecot 2.3 verifies).")

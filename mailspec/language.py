@@ -88,6 +88,7 @@ class Keyword:
     block: str | None = None  # the name of the Block its `{ }` holds
     arrow: bool = False  # takes `-> targets`
     order: Callable | None = None  # sort key of a repeated keyword's items
+    shown_default: str | None = None  # for the reference, where the model's default reads wrongly
 
 
 @attrs.frozen
@@ -153,7 +154,8 @@ SERVER = Block("the server block", model.Server, (
     Keyword("tls", Custom("tls", "a `{ }` block"), "the certificate and key the daemons serve",
             'tls { cert "/etc/ssl/mail.pem"; key "/etc/ssl/private/mail.key" }', block="a tls block"),
     Keyword("backend", Custom("backend", "`files` or `mysql`"), "where the daemons look up users and "
-            "addresses", "backend mysql { database mail }", block="a mysql backend block"),
+            "addresses", "backend mysql { database mail }", block="a mysql backend block",
+            shown_default="`files`"),
     Keyword("message_size_limit", One(values.limit_size, _SIZE), "the largest message accepted",
             "message_size_limit 50 MiB"),
     Keyword("mail_location", One(parsers.mail_location, "a location string"), "where Dovecot keeps "
