@@ -422,6 +422,23 @@ def fmt_command(files: tuple[str, ...], check: bool) -> None:
         sys.exit(EXIT_SPEC)
 
 
+@main.command("explain")
+@click.argument("code", required=False)
+def explain_command(code: str | None) -> None:
+    """Print the long form of a diagnostic code (such as E0406), or list them all."""
+    from mailspec.explain import explanations
+
+    found = explanations()
+    if code is None:
+        click.echo("".join(f"{e.code}  {e.title}\n" for e in found.values()), nl=False)
+        return
+    if code.upper() not in found:
+        click.echo(f"error: there is no diagnostic {code}", err=True)
+        click.echo("help: `mailspec explain` lists them all", err=True)
+        sys.exit(EXIT_USAGE)
+    click.echo(found[code.upper()].render(), nl=False)
+
+
 @main.command("reference")
 def reference_command() -> None:
     """Print the language reference (every block and keyword), as docs/reference.md has it."""

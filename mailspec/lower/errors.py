@@ -41,11 +41,6 @@ def import_cycle(span: Span, chain: list[str]) -> Diagnostic:
                             help="break the cycle: move shared declarations to a file both import")
 
 
-def import_not_top_level(span: Span) -> Diagnostic:
-    return Diagnostic.error("E0204", "`import` must be at the top level of a file", span,
-                            "inside a block", help="move the import out of the block")
-
-
 def unknown_keyword(span: Span, key: str, block: str, allowed: list[str], homes: tuple[str, ...]) -> Diagnostic:
     notes = [f"`{key}` belongs in {' or '.join(homes)}"] if homes else []
     hint = did_you_mean(key, allowed) if not homes else None
