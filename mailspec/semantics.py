@@ -18,7 +18,10 @@ class Resolution:
     rejected: str | None = None  # why the address is refused at RCPT time
 
 
-class _Directory:
+class Directory:
+    """What resolve looks up in a spec, built once: a caller that resolves many
+    addresses of one spec passes it in."""
+
     def __init__(self, spec: model.Spec):
         self.spec = spec
         self.domains = {d.name: d for d in spec.domains}
@@ -64,8 +67,8 @@ def split_extension(local: str, delimiter: str) -> tuple[str, str | None]:
     return (base, extension) if found and base else (local, None)
 
 
-def resolve(spec: model.Spec, address: str) -> Resolution:
-    directory = _Directory(spec)
+def resolve(spec: model.Spec, address: str, directory: Directory | None = None) -> Resolution:
+    directory = directory or Directory(spec)
     delimiter = spec.server.recipient_delimiter
     filters = spec.server.filters
     original = _split(address)
@@ -95,7 +98,7 @@ def _with_extension(address: Address, extension: str | None, delimiter: str) -> 
     return address if extension is None else Address(f"{address.local}{delimiter}{extension}", address.domain)
 
 
-def _expand(directory: _Directory, address: Address, out: set[str], seen: frozenset) -> None:
+def _expand(directory: Directory, address: Address, out: set[str], seen: frozenset) -> None:
     """Add the final recipients of `address`, expanding as Postfix's virtual aliases do:
     exact address first, then without the extension (which is then carried over to the
     results), then the domain's catch-all."""
@@ -154,7 +157,15 @@ def owners(spec: model.Spec, sender: str) -> frozenset[str]:
     address and its mailbox aliases in every name of its domain, and its send-as rights.
     Like Postfix's sender login lookup, an address that is not listed as written is
     looked up again without its extension: alice owns alice+news@."""
-    directory = _Directory(spec)
+    listed = sender_logins(spec)
+    address = _split(sender)
+    base = Address(split_extension(address.local, spec.server.recipient_delimiter)[0], address.domain)
+    return frozenset(listed.get(address) or listed.get(base, ()))
+
+
+def sender_logins(spec: model.Spec, directory: Directory | None = None) -> dict[Address, set[str]]:
+    """Every address a login may send as (without an extension) -> those logins."""
+    directory = directory or Directory(spec)
     listed: dict[Address, set[str]] = {}
     for domain in spec.domains:
         names = domain.names
@@ -168,9 +179,7 @@ def owners(spec: model.Spec, sender: str) -> frozenset[str]:
             owned |= {directory.canonical(ref.address) for ref in mailbox.send_as}
             for address in owned:
                 listed.setdefault(address, set()).add(str(domain.address(mailbox.local)))
-    address = _split(sender)
-    base = Address(split_extension(address.local, spec.server.recipient_delimiter)[0], address.domain)
-    return frozenset(listed.get(address) or listed.get(base, ()))
+    return listed
 
 
 def access_listed(entries, address: str, delimiter: str) -> bool:
@@ -202,7 +211,7 @@ def may_send(spec: model.Spec, login: str | None, sender: str, recipient: str) -
 def may_receive(spec: model.Spec, sender: str, recipient: str) -> Verdict:
     """Whether port 25 accepts MAIL FROM `sender` and RCPT TO `recipient` from a client
     that is not logged in and not in mynetworks (another MTA on the internet)."""
-    if not _Directory(spec).served(_split(recipient).domain):
+    if not Directory(spec).served(_split(recipient).domain):
         return Verdict(False, "relay access denied")
     delimiter = spec.server.recipient_delimiter
     if access_listed(spec.server.filters.reject_senders, sender, delimiter):
@@ -218,7 +227,7 @@ def _recipient_policy(spec: model.Spec, sender: Address, recipient: str, logged_
     resolution = resolve(spec, recipient)
     if resolution.rejected:
         return Verdict(False, resolution.rejected)
-    directory = _Directory(spec)
+    directory = Directory(spec)
     target = directory.canonical(_split(recipient))
     base = split_extension(target.local, spec.server.recipient_delimiter)[0]
     found = directory.entries.get(target) or directory.entries.get(Address(base, target.domain))

@@ -126,19 +126,66 @@ class _Run:
             case model.FileInto() | model.Keep():
                 self.store(action.folder if isinstance(action, model.FileInto) else "INBOX")
                 self.keep = False
-            case model.Redirect(to, copy):
-                line = f"redirect message to: <{to}>"
+            case model.Redirect(copy=copy):
+                line = describe_action(action).removesuffix(" (and keep)")
                 if line not in self.actions:  # a repeated redirect is dropped whole, :copy or not
                     self.actions.append(line)
                     self.keep = self.keep and copy
-            case model.Discard():
-                self.add("discard")
-                self.keep = False
-            case model.Reject(reason):
-                self.add(f"reject message with reason: {reason}")
+            case model.Discard() | model.Reject():
+                self.add(describe_action(action))
                 self.keep = False
             case model.Vacation():
-                self.add("send vacation message")
+                self.add(describe_action(action))
+
+
+def describe_action(action: model.Action) -> str:
+    """One action in the words `sieve-test` uses for what it does."""
+    match action:
+        case model.FileInto(folder):
+            return f"store message in folder: {folder}"
+        case model.Keep():
+            return "store message in folder: INBOX"
+        case model.Redirect(to, copy):
+            return f"redirect message to: <{to}>" + (" (and keep)" if copy else "")
+        case model.Reject(reason):
+            return f"reject message with reason: {reason}"
+        case model.Discard():
+            return "discard"
+        case model.Vacation():
+            return "send vacation message"
+        case model.AddFlag(flag):
+            return f"add flag {flag}"
+    return action.name  # stop
+
+
+def describe_test(test: model.Test) -> str:
+    match test:
+        case model.CompareTest(kind, name, match, key):
+            return f'{kind} {name} {match.value} "{key}"'
+        case model.SizeTest(over, limit):
+            return f"size {'over' if over else 'under'} {limit} B"
+        case model.ExistsTest(name):
+            return f"exists {name}"
+        case model.AllOf(tests):
+            return "all of (" + ", ".join(describe_test(t) for t in tests) + ")"
+        case model.AnyOf(tests):
+            return "any of (" + ", ".join(describe_test(t) for t in tests) + ")"
+        case model.Not(inner):
+            return "not " + describe_test(inner)
+    return "true" if test.value else "false"
+
+
+def describe(command: model.Command) -> str:
+    """A rule on one line: `if header subject contains "x": store message in folder: Junk`."""
+    if not isinstance(command, model.If):
+        return describe_action(command)
+    parts = []
+    for number, branch in enumerate(command.branches):
+        body = "; ".join(describe(c) for c in branch.body) or "nothing"
+        parts.append(f"{'if' if number == 0 else 'elsif'} {describe_test(branch.test)}: {body}")
+    if command.otherwise is not None:
+        parts.append("else: " + ("; ".join(describe(c) for c in command.otherwise) or "nothing"))
+    return " ".join(parts)
 
 
 def sieve_eval(commands: tuple[model.Command, ...], raw: bytes, envelope: Envelope) -> Outcome:
