@@ -423,22 +423,25 @@ def fmt_command(files: tuple[str, ...], check: bool) -> None:
 
 
 @main.command("diff")
-@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--git", "revision", metavar="REV[..REV]", is_flag=False, flag_value="HEAD", default=None,
-              help="Compare the spec at two git revisions (REV alone: REV against the work tree; "
-                   "--git without a value: HEAD against the work tree).")
+@click.argument("arguments", nargs=-1, required=True, metavar="OLD_SPEC NEW_SPEC | --git [REV[..REV]] SPEC...")
+@click.option("--git", "use_git", is_flag=True,
+              help="Compare the spec at two git revisions: REV..REV, or REV against the work tree "
+                   "(default: HEAD against the work tree).")
 @click.option("--format", "output_format", type=click.Choice(["text", "markdown", "json"]), default="text",
               show_default=True, help="text for a terminal, markdown for a pull-request comment, json for tools.")
 @click.option("--exit-code", is_flag=True, help="Exit 1 when the meaning changes, 0 when it does not.")
 @IMPORT_ROOTS
-def diff_command(specs: tuple[str, ...], revision: str | None, output_format: str, exit_code: bool,
+def diff_command(arguments: tuple[str, ...], use_git: bool, output_format: str, exit_code: bool,
                  import_roots: tuple[str, ...]) -> None:
-    """Show what changes in meaning between OLD_SPEC and NEW_SPEC (or one spec at two git
-    revisions): who receives mail for each address, who may send as whom, lists, limits,
-    Sieve rules and the server's settings, with what widens access flagged."""
+    """Show what changes in meaning between two specs (or one spec at two git revisions):
+    who receives mail for each address, who may send as whom, lists, limits, Sieve rules
+    and the server's settings, with what widens access flagged."""
     from mailspec.diff.command import run
 
-    sys.exit(run(list(specs), revision, output_format, exit_code, import_roots))
+    specs, revision = list(arguments), None
+    if use_git:  # a first argument that is no file, when specs follow, is the revision range
+        revision = specs.pop(0) if len(specs) > 1 and not os.path.isfile(specs[0]) else "HEAD"
+    sys.exit(run(specs, revision, output_format, exit_code, import_roots))
 
 
 @main.command("explain")

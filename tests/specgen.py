@@ -26,6 +26,7 @@ class Mailbox:
     forwards: tuple[str, ...]
     keep_copy: bool
     send_only: bool
+    send_as: tuple[str, ...] = ()  # names in the domain, or `external …` (mutations add them: tests/test_diff.py)
 
 
 @attrs.frozen
@@ -117,6 +118,8 @@ def render(spec: Spec, seed: int | None = None, server_lines: tuple[str, ...] = 
                 body.append("keep_copy")
             if box.send_only:
                 body.append("send_only")
+            if box.send_as:
+                body.append(f"send_as {', '.join(box.send_as)}")
             statements.append(f"  mailbox {quoted(box.local)} {{ {'; '.join(body)} }}")
         statements += [f"  alias {local} -> {', '.join(quoted(t) for t in targets)}"
                        for local, targets in domain.aliases]

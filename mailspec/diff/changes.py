@@ -32,10 +32,16 @@ class Delivery:
 
 @attrs.frozen
 class AddressChange:
+    """`before`/`after`: mail to the address; `tagged_…`: to it with an extension (`+tag`),
+    which can differ (an alias carries the extension on, a catch-all does not)."""
+
     address: str
     before: Delivery
     after: Delivery
+    tagged_before: Delivery
+    tagged_after: Delivery
     where: tuple[Where, ...]
+    tagged_differs: bool = False  # mail with an extension changes otherwise than mail without
 
     @property
     def newly_external(self) -> tuple[str, ...]:

@@ -7,8 +7,6 @@ addressing, alias-domain or filter change is one entry per domain."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from mailspec import model
 from mailspec.diff.changes import AddressChange, Delivery, DomainBehaviour, DomainChange, Where
 from mailspec.model import Address
@@ -72,6 +70,11 @@ class Side:
     def names(self) -> set[str]:
         return {n for d in self.spec.domains for n in d.names}
 
+    def names_of(self, domain: str) -> set[str]:
+        """Every name of the served domain `domain` (none if it is not served)."""
+        found = self.directory.domains.get(self.directory.real.get(domain, domain))
+        return set(found.names) if found is not None else set()
+
     def domain_settings(self, name: str) -> tuple:
         real = self.directory.real.get(name, name if name in self.directory.domains else None)
         if real is None:
@@ -93,6 +96,16 @@ class Side:
                 redirects |= {str(a) for a in _redirects(box.sieve)}
         outside = {r for r in (*found.recipients, *redirects) if r.rpartition("@")[2].lower() not in served}
         return Delivery(tuple(sorted(found.recipients)), None, tuple(sorted(redirects)), tuple(sorted(outside)))
+
+    def tagged(self, address: str) -> Delivery:
+        local, _, domain = address.rpartition("@")
+        return self.delivery(f"{split_extension(local, self.delimiter)[0]}{self.delimiter}tag@{domain}")
+
+    def untagged(self, delivery: Delivery) -> Delivery:
+        """A tagged probe's delivery with the probe's extension taken off again."""
+        def strip(items: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(sorted({i.replace(f"{self.delimiter}tag@", "@") for i in items}))
+        return Delivery(strip(delivery.recipients), delivery.rejected, delivery.redirects, strip(delivery.external))
 
     def behaviour(self, name: str) -> DomainBehaviour:
         return DomainBehaviour(self.domain_settings(name)[0], self.delivery(f"{PROBE}@{name}"),
@@ -159,32 +172,34 @@ def _closure(old: Side, new: Side, addresses: set[str], names: set[str]) -> tupl
     return seen, seen_names
 
 
+def _pairs(old: Side, new: Side, address: str) -> tuple[Delivery, Delivery, Delivery, Delivery]:
+    return old.delivery(address), new.delivery(address), old.tagged(address), new.tagged(address)
+
+
+def _differs(pairs: tuple[Delivery, ...]) -> bool:
+    return pairs[0] != pairs[1] or pairs[2] != pairs[3]
+
+
 def receiving(old: Side, new: Side) -> tuple[list[AddressChange], list[DomainChange]]:
     seeds, names = _seeds(old, new)
     addresses, names = _closure(old, new, seeds, names)
     changed = []
     for address in sorted(addresses):
-        before, after = old.delivery(address), new.delivery(address)
-        if before != after:
-            changed.append(AddressChange(address, before, after, tuple(old.where(address) + new.where(address))))
+        local, _, domain = address.rpartition("@")
+        found = _pairs(old, new, address)
+        shown = [(address, found)] if _differs(found) else []
+        # In a domain's other names it changes the same, unless a filter names one of them.
+        for name in sorted(old.names_of(domain) | new.names_of(domain) - {domain}):
+            other = _pairs(old, new, f"{local}@{name}")
+            if other != found and _differs(other):
+                shown.append((f"{local}@{name}", other))
+        for written, (before, after, tagged_before, tagged_after) in shown:
+            plain = (old.untagged(tagged_before), new.untagged(tagged_after)) != (before, after)
+            changed.append(AddressChange(written, before, after, tagged_before, tagged_after,
+                                         tuple(old.where(address) + new.where(address)), plain))
     domains = []
     for name in sorted(names):
         before, after = old.behaviour(name), new.behaviour(name)
         if before != after:
             domains.append(DomainChange(name, before, after, tuple(old.domain_where(name) + new.domain_where(name))))
     return changed, domains
-
-
-def covered(address: str, named: Iterable[str], domains: Iterable[str], sides: Iterable[Side]) -> bool:
-    """Whether the diff speaks for `address`: it, or it without its extension, in any of
-    its domain's names, is an entry, or its domain is (tests hold the rest unchanged)."""
-    named, domains = set(named), set(domains)
-    local, _, domain = address.lower().rpartition("@")
-    if domain in domains:
-        return True
-    for side in sides:
-        for form in (local, split_extension(local, side.delimiter)[0]):
-            candidate = Address(form, domain)
-            if {str(candidate), str(side.directory.canonical(candidate))} & named:
-                return True
-    return False

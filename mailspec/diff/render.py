@@ -25,9 +25,10 @@ def summary(found: Diff) -> str:
     external = {a for entry in (*found.addresses, *found.domains) for a in entry.newly_external}
     parts = []
     if found.addresses:
-        parts.append(f"{_plural(len(found.addresses), 'address', 'addresses')} change delivery")
+        parts.append(_plural(len(found.addresses), "address changes delivery", "addresses change delivery"))
     if found.domains:
-        parts.append(f"{_plural(len(found.domains), 'domain')} change what unknown addresses do")
+        parts.append(_plural(len(found.domains), "domain changes what unknown addresses do",
+                             "domains change what unknown addresses do"))
     if external:
         parts.append(f"{_plural(len(external), 'new external destination')}")
     widened = [c for c in found.section("sending") if c.risky]
@@ -80,6 +81,10 @@ def text(found: Diff, old: Loaded, new: Loaded) -> str:
         heading("Receiving")
         for a in found.addresses:
             entry(a.address, a.before.shown(), a.after.shown(), a.where, _external(a))
+            if a.tagged_differs:
+                out.append(f"    with an extension ({_tag(a.address)}):")
+                out.append(click.style(f"    - {a.tagged_before.shown()}", fg="red"))
+                out.append(click.style(f"    + {a.tagged_after.shown()}", fg="green"))
         for d in found.domains:
             entry(d.domain, d.before.shown(), d.after.shown(), d.where, _external(d))
     for section, title in TITLES.items():
@@ -93,6 +98,16 @@ def text(found: Diff, old: Loaded, new: Loaded) -> str:
         heading("Generated files")
         out.extend("  " + line for line in _files_lines(found))
     return "\n".join(out) + "\n"
+
+
+def _tag(address: str) -> str:
+    local, _, domain = address.rpartition("@")
+    return f"{local}+…@{domain}"
+
+
+def _tagged(entry: AddressChange) -> list[str]:
+    return [f"with an extension: {entry.tagged_before.shown()} → {entry.tagged_after.shown()}"] \
+        if entry.tagged_differs else []
 
 
 def _external(entry: AddressChange | DomainChange) -> list[str]:
@@ -116,7 +131,8 @@ def markdown(found: Diff, old: Loaded, new: Loaded) -> str:
 
     if found.addresses:
         table("Receiving", "address", [(f"`{a.address}`", a.before.shown(), a.after.shown(),
-                                        "; ".join(f"⚠️ {w}" for w in _external(a)), places.text(a.where))
+                                        "<br>".join([*_tagged(a), *(f"⚠️ {w}" for w in _external(a))]),
+                                        places.text(a.where))
                                        for a in found.addresses])
     if found.domains:
         table("Receiving: domains", "domain", [(f"`{d.domain}`", d.before.shown(), d.after.shown(),
