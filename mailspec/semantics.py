@@ -168,18 +168,24 @@ def sender_logins(spec: model.Spec, directory: Directory | None = None) -> dict[
     directory = directory or Directory(spec)
     listed: dict[Address, set[str]] = {}
     for domain in spec.domains:
-        names = domain.names
         for mailbox in domain.mailboxes:
-            owned = {Address(mailbox.local, name) for name in names}
-            for ref in mailbox.aliases:
-                alias = directory.canonical(ref.address)
-                owned.add(alias)
-                if alias.domain == domain.name:
-                    owned |= {Address(alias.local, name) for name in names}
-            owned |= {directory.canonical(ref.address) for ref in mailbox.send_as}
-            for address in owned:
+            for address in owned_addresses(domain, mailbox, directory):
                 listed.setdefault(address, set()).add(str(domain.address(mailbox.local)))
     return listed
+
+
+def owned_addresses(domain: model.Domain, mailbox: model.Mailbox, directory: Directory) -> set[Address]:
+    """What one mailbox's login may send as: its address in every name of its domain, its
+    mailbox aliases (in every name, when in its own domain) and its send-as rights."""
+    names = domain.names
+    owned = {Address(mailbox.local, name) for name in names}
+    for ref in mailbox.aliases:
+        alias = directory.canonical(ref.address)
+        owned.add(alias)
+        if alias.domain == domain.name:
+            owned |= {Address(alias.local, name) for name in names}
+    owned |= {directory.canonical(ref.address) for ref in mailbox.send_as}
+    return owned
 
 
 def access_listed(entries, address: str, delimiter: str) -> bool:

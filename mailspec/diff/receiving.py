@@ -7,6 +7,8 @@ addressing, alias-domain or filter change is one entry per domain."""
 
 from __future__ import annotations
 
+import functools
+
 from mailspec import model
 from mailspec.diff.changes import AddressChange, Delivery, DomainBehaviour, DomainChange, Where
 from mailspec.model import Address
@@ -68,6 +70,10 @@ class Side:
             self.pointing.setdefault(_key(str(address)), set()).add(source)
 
     def names(self) -> set[str]:
+        return self._names
+
+    @functools.cached_property
+    def _names(self) -> set[str]:
         return {n for d in self.spec.domains for n in d.names}
 
     def names_of(self, domain: str) -> set[str]:

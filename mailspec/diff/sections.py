@@ -12,7 +12,7 @@ import attrs
 from mailspec import model
 from mailspec.diff.changes import Change, Where
 from mailspec.diff.receiving import Side
-from mailspec.semantics import sender_logins
+from mailspec.semantics import owned_addresses
 from mailspec.sieve_eval import describe
 
 
@@ -49,17 +49,32 @@ def _where(old: Side, new: Side, old_span, new_span) -> tuple[Where, ...]:
 
 # ---------------------------------------------------------------- sending
 
-def rights(side: Side) -> dict[str, set[str]]:
-    """login -> every address it may send as (semantics.owners, turned around)."""
+def rights(side: Side, logins: set[str] | None) -> dict[str, set[str]]:
+    """login -> every address it may send as (semantics.owners, turned around), for
+    `logins` (None: all)."""
     found: dict[str, set[str]] = {}
-    for address, logins in sender_logins(side.spec, side.directory).items():
-        for login in logins:
-            found.setdefault(login, set()).add(str(address))
+    for domain in side.spec.domains:
+        for box in domain.mailboxes:
+            login = str(domain.address(box.local))
+            if logins is None or login in logins:
+                found[login] = {str(a) for a in owned_addresses(domain, box, side.directory)}
     return found
 
 
+def _maybe_changed(old: Side, new: Side) -> set[str] | None:
+    """The logins whose rights can differ: their mailbox differs, or their domain's names
+    do; None (all of them) when an alias domain moved, which re-reads every right."""
+    if old.directory.real != new.directory.real:
+        return None
+    names = ({d.name: d.names for d in old.spec.domains}, {d.name: d.names for d in new.spec.domains})
+    moved = {n for n in names[0].keys() | names[1].keys() if names[0].get(n) != names[1].get(n)}
+    return {a for a in old.mailboxes.keys() | new.mailboxes.keys()
+            if old.mailboxes.get(a) != new.mailboxes.get(a) or a.rpartition("@")[2] in moved}
+
+
 def sending(old: Side, new: Side) -> Iterator[Change]:
-    before, after = rights(old), rights(new)
+    logins = _maybe_changed(old, new)
+    before, after = rights(old, logins), rights(new, logins)
     for login in sorted(before.keys() | after.keys()):
         was, now = before.get(login, set()), after.get(login, set())
         if was == now:
@@ -127,7 +142,7 @@ def limits(old: Side, new: Side) -> Iterator[Change]:
                                                                      domains[1][name].span))
     for address in sorted(old.mailboxes.keys() & new.mailboxes.keys()):
         was, now = old.mailboxes[address], new.mailboxes[address]
-        if was.quota != now.quota:
+        if was is not now and was.quota != now.quota:
             yield Change("limits", f"{address} quota", size(was.quota), size(now.quota),
                          _where(old, new, was.span, now.span))
 
@@ -135,6 +150,8 @@ def limits(old: Side, new: Side) -> Iterator[Change]:
 def sieve(old: Side, new: Side) -> Iterator[Change]:
     for address in sorted(old.mailboxes.keys() | new.mailboxes.keys()):
         was, now = old.mailboxes.get(address), new.mailboxes.get(address)
+        if was == now:
+            continue
         rules = ([describe(c) for c in was.sieve] if was else [], [describe(c) for c in now.sieve] if now else [])
         replies = (shown(was.auto_reply) if was else "none", shown(now.auto_reply) if now else "none")
         where = _where(old, new, getattr(was, "span", None), getattr(now, "span", None))
