@@ -46,7 +46,7 @@ def one(mailboxes: int) -> None:
         found = diff(old, new)
         alone = time.perf_counter() - start
         print(f"{mailboxes} mailboxes, one mailbox changed: `mailspec diff` {whole:.2f} s (warm cache), "
-              f"the comparison alone {alone:.3f} s; {len(found.addresses)} addresses change, "
+              f"the comparison alone {alone:.3f} s; addresses that change: {len(found.addresses)}, "
               f"{len(shown.stdout)} bytes of JSON")
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -286,3 +286,10 @@ def test_git_revisions_of_a_spec_with_imports(tmp_path):
     assert mailspec("diff", "--git", "site.mailspec", "--exit-code", cwd=tmp_path).returncode == 0
     unknown = mailspec("diff", "--git", "nosuch..HEAD", "site.mailspec", cwd=tmp_path)
     assert unknown.returncode == 2 and "error:" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_text_for_a_pipe_has_no_colour_codes(two):
+    shown = mailspec("diff", "old.mailspec", "new.mailspec", cwd=two)
+    assert shown.returncode == 0 and "\x1b[" not in shown.stdout, shown.stdout
+    assert "  sales@example.com  (old.mailspec:5:3, new.mailspec:5:3)\n" in shown.stdout
+    assert "    ! now leaves the organisation: partner@elsewhere.example\n" in shown.stdout
