@@ -302,3 +302,42 @@ def test_text_for_a_pipe_has_no_colour_codes(two):
     assert shown.returncode == 0 and "\x1b[" not in shown.stdout, shown.stdout
     assert "  sales@example.com  (old.mailspec:5:3, new.mailspec:5:3)\n" in shown.stdout
     assert "    ! now leaves the organisation: partner@elsewhere.example\n" in shown.stdout
+
+
+RICH_OLD = f"""server {{ hostname mail.example.com; networks 192.0.2.0/24; spam {{ mark 6; reject 15 }} }}
+domain example.com {{
+  mailbox alice {{ password "{HASH}"; quota 1 GiB }}
+  mailbox bob {{ password "{HASH}" }}
+  list team {{ members alice, bob; post members }}
+}}
+"""
+RICH_NEW = f"""server {{
+  hostname mail.example.com; networks 192.0.2.0/24, 198.51.100.0/24; spam {{ mark 6; reject 20 }}
+}}
+domain example.com {{
+  dkim no
+  mailbox alice {{ password "{HASH}"; quota 2 GiB
+    sieve {{ if header "subject" contains "offer" {{ redirect "deals@elsewhere.example" }} }}
+  }}
+  mailbox bob {{ password "{HASH}" }}
+  list team {{ members alice, bob, carol@partner.example; post anyone }}
+}}
+"""
+
+
+def test_each_section_reports_its_changes_and_what_widens(tmp_path):
+    found = diff(checked({"spec.mailspec": RICH_OLD}), checked({"spec.mailspec": RICH_NEW}))
+    shown = {(c.section, c.subject): (c.before, c.after, c.risky, c.added) for c in found.changes}
+    assert shown[("lists", "team@example.com members")][3] == ("carol@partner.example",)
+    assert shown[("lists", "team@example.com post")][:3] == ("members", "anyone", "more may post (anyone)")
+    assert shown[("limits", "alice@example.com quota")][:2] == ("1 GiB", "2 GiB")
+    assert shown[("sieve", "alice@example.com")][3] == (
+        'if header subject contains "offer": redirect message to: <deals@elsewhere.example>',)
+    assert shown[("server", "networks")][2] == "trusts 198.51.100.0/24: its clients may relay and send as anyone"
+    assert shown[("server", "spam.reject")][:3] == ("15", "20", "refuses less spam")
+    assert shown[("server", "example.com dkim.sign")][2] == "its mail is no longer signed"
+    alice = next(a for a in found.addresses if a.address == "alice@example.com")
+    assert alice.after.redirects == ("deals@elsewhere.example",)
+    assert alice.newly_external == ("deals@elsewhere.example",)
+    team = next(a for a in found.addresses if a.address == "team@example.com")
+    assert set(team.newly_external) == {"carol@partner.example", "deals@elsewhere.example"}
