@@ -69,11 +69,9 @@ class Side:
         for address in {target, base, self.directory.canonical(target), self.directory.canonical(base)}:
             self.pointing.setdefault(_key(str(address)), set()).add(source)
 
-    def names(self) -> set[str]:
-        return self._names
-
     @functools.cached_property
-    def _names(self) -> set[str]:
+    def names(self) -> set[str]:
+        """Every domain name it serves."""
         return {n for d in self.spec.domains for n in d.names}
 
     def names_of(self, domain: str) -> set[str]:
@@ -93,7 +91,7 @@ class Side:
         found = resolve(self.spec, address, self.directory)
         if found.rejected:
             return Delivery(rejected=found.rejected)
-        served = self.names()
+        served = self.names
         redirects = set()
         for recipient in found.recipients:
             local, _, domain = recipient.rpartition("@")
@@ -134,11 +132,11 @@ def _filter_entries(spec: model.Spec) -> set[str]:
 def _seeds(old: Side, new: Side) -> tuple[set[str], set[str]]:
     """(addresses, domain names) whose own declaration or settings differ."""
     if old.delimiter != new.delimiter:  # every split changes: look at everything
-        return set(old.declared) | set(new.declared), old.names() | new.names()
+        return set(old.declared) | set(new.declared), old.names | new.names
     addresses = {a for a in old.declared.keys() | new.declared.keys()
                  if old.declared.get(a, (None,))[0] != new.declared.get(a, (None,))[0]}
-    names = {n for n in old.names() | new.names() if old.domain_settings(n) != new.domain_settings(n)}
-    known = old.names() | new.names() | {t.rpartition("@")[2] for side in (old, new) for t in side.pointing}
+    names = {n for n in old.names | new.names if old.domain_settings(n) != new.domain_settings(n)}
+    known = old.names | new.names | {t.rpartition("@")[2] for side in (old, new) for t in side.pointing}
     for entry in _filter_entries(old.spec) ^ _filter_entries(new.spec):
         if "@" in entry:
             addresses.add(entry)
