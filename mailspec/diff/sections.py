@@ -43,7 +43,7 @@ def size(value: int | None) -> str:
     return f"{value} B"
 
 
-def _where(old: Side, new: Side, old_span, new_span) -> tuple[Where, ...]:
+def _where(old_span, new_span) -> tuple[Where, ...]:
     return tuple(Where(name, span) for name, span in (("old", old_span), ("new", new_span)) if span is not None)
 
 
@@ -98,7 +98,7 @@ def lists(old: Side, new: Side) -> Iterator[Change]:
         was, now = before.get(address), after.get(address)
         if was == now:
             continue
-        where = _where(old, new, getattr(was, "span", None), getattr(now, "span", None))
+        where = _where(getattr(was, "span", None), getattr(now, "span", None))
         if was is None or now is None:
             yield Change("lists", address, "no list" if was is None else f"members {shown(was.members)}",
                          "no list" if now is None else f"members {shown(now.members)}", where)
@@ -129,8 +129,8 @@ def _turned_off(a, b) -> str | None:
 def limits(old: Side, new: Side) -> Iterator[Change]:
     a, b = old.spec.server.message_size_limit, new.spec.server.message_size_limit
     if a != b:
-        yield Change("limits", "message_size_limit", size(a), size(b), _where(old, new, old.spec.server.span,
-                                                                              new.spec.server.span))
+        yield Change("limits", "message_size_limit", size(a), size(b),
+                     _where(old.spec.server.span, new.spec.server.span))
     domains = ({d.name: d for d in old.spec.domains}, {d.name: d for d in new.spec.domains})
     for name in sorted(domains[0].keys() & domains[1].keys()):
         was, now = domains[0][name].limits, domains[1][name].limits
@@ -138,13 +138,12 @@ def limits(old: Side, new: Side) -> Iterator[Change]:
             if getattr(was, field.name) != getattr(now, field.name):
                 value = shown if field.name == "mailboxes" else size
                 yield Change("limits", f"{name} limits {field.name}", value(getattr(was, field.name)),
-                             value(getattr(now, field.name)), _where(old, new, domains[0][name].span,
-                                                                     domains[1][name].span))
+                             value(getattr(now, field.name)), _where(domains[0][name].span, domains[1][name].span))
     for address in sorted(old.mailboxes.keys() & new.mailboxes.keys()):
         was, now = old.mailboxes[address], new.mailboxes[address]
         if was is not now and was.quota != now.quota:
             yield Change("limits", f"{address} quota", size(was.quota), size(now.quota),
-                         _where(old, new, was.span, now.span))
+                         _where(was.span, now.span))
 
 
 def sieve(old: Side, new: Side) -> Iterator[Change]:
@@ -154,7 +153,7 @@ def sieve(old: Side, new: Side) -> Iterator[Change]:
             continue
         rules = ([describe(c) for c in was.sieve] if was else [], [describe(c) for c in now.sieve] if now else [])
         replies = (shown(was.auto_reply) if was else "none", shown(now.auto_reply) if now else "none")
-        where = _where(old, new, getattr(was, "span", None), getattr(now, "span", None))
+        where = _where(getattr(was, "span", None), getattr(now, "span", None))
         if rules[0] != rules[1]:
             yield Change("sieve", address, _rules(len(rules[0])), _rules(len(rules[1])), where,
                          added=tuple(r for r in rules[1] if r not in rules[0]),
@@ -225,7 +224,7 @@ def _fields(a, b, prefix: str, nested: set[str]) -> Iterator[tuple[str, object, 
 
 def server(old: Side, new: Side) -> Iterator[Change]:
     a, b = old.spec.server, new.spec.server
-    where = _where(old, new, a.span, b.span)
+    where = _where(a.span, b.span)
     if a.recipient_delimiter != b.recipient_delimiter:
         yield Change("server", "recipient_delimiter", a.recipient_delimiter, b.recipient_delimiter, where)
     for path, x, y in _fields(a, b, "", _NESTED):
@@ -234,7 +233,7 @@ def server(old: Side, new: Side) -> Iterator[Change]:
     domains = ({d.name: d for d in old.spec.domains}, {d.name: d for d in new.spec.domains})
     for name in sorted(domains[0].keys() & domains[1].keys()):
         was, now = domains[0][name], domains[1][name]
-        where = _where(old, new, was.span, now.span)
+        where = _where(was.span, now.span)
         for block in ("dkim", "dmarc", "spam"):
             for path, x, y in _fields(getattr(was, block), getattr(now, block), block + ".", set()):
                 reason = WIDENS[path](x, y) if path in WIDENS and block != "spam" else None
