@@ -49,6 +49,5 @@ def run(specs: list[str], revision: str | None, output_format: str, exit_code: b
         if failed:
             return EXIT_USAGE
         found = attrs.evolve(diff(old.result.spec, new.result.spec), files=file_counts(old.result, new.result))
-
         click.echo(render(found, old, new, output_format), nl=False)
         return EXIT_CHANGED if exit_code and not found.empty else 0
