@@ -297,6 +297,28 @@ def test_git_revisions_of_a_spec_with_imports(tmp_path):
     assert unknown.returncode == 2 and "error:" in unknown.stderr and "Traceback" not in unknown.stderr
 
 
+def test_errors_at_a_revision_are_shown_by_revision_and_path(tmp_path):
+    (tmp_path / "domains").mkdir()
+    (tmp_path / "site.mailspec").write_text('server { hostname mail.example.com }\nimport "domains/a.mailspec"\n'
+                                            'import "domains/gone.mailspec"\n')
+    (tmp_path / "domains" / "a.mailspec").write_text("domain example.com {\n  alias sales -> nobody\n}\n")
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-qm", "an import that is not there")
+    shown = mailspec("diff", "--git", "site.mailspec", cwd=tmp_path)
+    assert shown.returncode == 2 and "error[E0201]" in shown.stderr, shown.stderr
+    # The error points at the file as it is in the revision, and names the file it
+    # could not read the same way; never the temporary tree.
+    assert "--> HEAD:site.mailspec:3:8" in shown.stderr, shown.stderr
+    assert "`HEAD:domains/gone.mailspec`" in shown.stderr, shown.stderr
+    assert "mailspec-diff-" not in shown.stderr and tempfile.gettempdir() not in shown.stderr, shown.stderr
+    (tmp_path / "site.mailspec").write_text('server { hostname mail.example.com }\nimport "domains/a.mailspec"\n')
+    git(tmp_path, "commit", "-qam", "an alias to no one")
+    shown = mailspec("diff", "--git", "site.mailspec", cwd=tmp_path)
+    assert shown.returncode == 2 and "--> HEAD:domains/a.mailspec:2:" in shown.stderr, shown.stderr
+    assert "mailspec-diff-" not in shown.stderr, shown.stderr
+
+
 def test_text_for_a_pipe_has_no_colour_codes(two):
     shown = mailspec("diff", "old.mailspec", "new.mailspec", cwd=two)
     assert shown.returncode == 0 and "\x1b[" not in shown.stdout, shown.stdout

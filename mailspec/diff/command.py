@@ -44,7 +44,7 @@ def run(specs: list[str], revision: str | None, output_format: str, exit_code: b
         for side in (old, new):
             if side.result.diagnostics:
                 click.echo(f"{side.label}:", err=True)
-                click.echo(render_all_text(side.result.diagnostics, side.result.sources), nl=False, err=True)
+                click.echo(render_all_text(*side.diagnostics()), nl=False, err=True)
             failed = failed or not side.result.ok
         if failed:
             return EXIT_USAGE

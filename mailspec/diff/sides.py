@@ -14,8 +14,10 @@ from collections.abc import Iterator
 
 import attrs
 
+from mailspec.diagnostics import Diagnostic
 from mailspec.diff.changes import FileCounts, Where
 from mailspec.pipeline import Result, check
+from mailspec.source import Source
 
 
 class GitError(Exception):
@@ -28,15 +30,39 @@ class Loaded:
     label: str  # "the work tree", "HEAD", a path
     shown_prefix: tuple[str, str] = ("", "")  # a temporary directory -> how its paths are shown
 
+    def shown(self, path: str) -> str:
+        """A path as the user knows it: `REV:path` for a file of the revision's tree."""
+        temporary, shown = self.shown_prefix
+        return shown + path[len(temporary):] if temporary and path.startswith(temporary) else path
+
     def where(self, where: Where) -> tuple[str, int, int]:
         source = self.result.sources.get(where.span.file)
-        path = where.span.file
-        if self.shown_prefix[0] and path.startswith(self.shown_prefix[0]):
-            path = self.shown_prefix[1] + path[len(self.shown_prefix[0]):]
+        path = self.shown(where.span.file)
         if source is None:
             return path, 0, 0
         line, column = source.position(where.span.start)
         return path, line, column
+
+    def diagnostics(self) -> tuple[tuple[Diagnostic, ...], dict[str, Source]]:
+        """The result's diagnostics and their sources, every path in them shown as the
+        user knows it (`shown`): in spans, and in the messages that name a file."""
+        temporary, shown = self.shown_prefix
+        if not temporary:
+            return self.result.diagnostics, self.result.sources
+
+        def text(found: str | None) -> str | None:
+            return found.replace(temporary, shown) if found else found
+
+        diagnostics = tuple(attrs.evolve(
+            d, message=text(d.message), notes=tuple(text(n) for n in d.notes), help=text(d.help),
+            labels=tuple(attrs.evolve(label, span=label.span._replace(file=self.shown(label.span.file)),
+                                      message=text(label.message)) for label in d.labels))
+            for d in self.result.diagnostics)
+        sources = {}
+        for path, source in self.result.sources.items():
+            sources[self.shown(path)] = moved = Source(self.shown(path), source.text)
+            moved.opaque = source.opaque
+        return diagnostics, sources
 
 
 def load(roots: list[str], label: str, import_roots: tuple[str, ...] = ()) -> Loaded:
