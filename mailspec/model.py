@@ -502,7 +502,7 @@ class Domain:
     span: Span | None = _span()
 
     def address(self, local: str) -> Address:
-        return Address(local, self.name)
+        return tuple.__new__(Address, (local, self.name))  # NamedTuple's own __new__ is a Python call
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from mailspec import model
 from mailspec.backends import render
 from mailspec.backends.dovecot import sql
-from mailspec.backends.sieve import LEARN_HAM, LEARN_SPAM, global_script_path, mailbox_script_path
+from mailspec.backends.sieve import LEARN_HAM, LEARN_SPAM, global_script_path, mailbox_scripts
 from mailspec.layout import Layout
 
 
@@ -62,12 +60,20 @@ def mailbox_script_setting(spec: model.Spec) -> str:
     return "sieve_before2" if global_script_path(spec) else "sieve_before"
 
 
+# passwd-file looks up %Lu with \ ' and " backslash-escaped: its keys are written that way.
+_USER_ESCAPES = str.maketrans({c: "\\" + c for c in "'\"\\"})
+
+
 def users_file(spec: model.Spec, layout: Layout) -> str:
     vmail = spec.server.vmail
     template = home_template(spec, layout)
+    scripts = mailbox_scripts(spec)
+    script_setting = f"userdb_{mailbox_script_setting(spec)}={layout.dovecot_dir}/"
+    ids = f"{vmail.uid}:{vmail.gid}"
     lines = []
     for domain in spec.domains:
         message_size = domain.limits.message_size
+        max_mail_size = f"userdb_quota_max_mail_size={quota_size(message_size)}" if message_size is not None else None
         for mailbox in domain.mailboxes:
             fields = []
             password = mailbox.password.hash if mailbox.password else "{CRYPT}*"
@@ -75,15 +81,13 @@ def users_file(spec: model.Spec, layout: Layout) -> str:
                 fields.append("nologin reason=no-password-set")
             if mailbox.quota is not None:
                 fields.append(f"userdb_quota_rule=*:storage={quota_size(mailbox.quota)}")
-            if message_size is not None:
-                fields.append(f"userdb_quota_max_mail_size={quota_size(message_size)}")
-            script = mailbox_script_path(spec, domain.name, mailbox)
+            if max_mail_size is not None:
+                fields.append(max_mail_size)
+            script = scripts.get((domain.name, mailbox.local))
             if script is not None:
-                fields.append(f"userdb_{mailbox_script_setting(spec)}={layout.dovecot_dir}/{script}")
-            # passwd-file looks up %Lu with \ ' and " backslash-escaped: write keys that way.
-            user = re.sub(r"""(['"\\])""", r"\\\1", f"{mailbox.local}@{domain.name}")
-            lines.append(f"{user}:{password}:{vmail.uid}:{vmail.gid}::"
-                         f"{home(template, domain.name, mailbox.local)}::{' '.join(fields)}\n")
+                fields.append(script_setting + script[0])
+            user = f"{mailbox.local}@{domain.name}".translate(_USER_ESCAPES)
+            lines.append(f"{user}:{password}:{ids}::{home(template, domain.name, mailbox.local)}::{' '.join(fields)}\n")
     return "".join(lines)
 
 

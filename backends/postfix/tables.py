@@ -50,7 +50,8 @@ def _class_name(address: Address) -> str:
 
 def _joined(targets) -> str:
     """A multi-valued answer, sorted: the mysql backend's ORDER BY gives the same text."""
-    return ",".join(sorted({str(t) for t in targets}))
+    found = {str(t) for t in targets}
+    return ",".join(sorted(found)) if len(found) != 1 else next(iter(found))
 
 
 def sender_logins(spec: model.Spec) -> tuple[tuple[str, str], ...]:
@@ -61,17 +62,18 @@ def sender_logins(spec: model.Spec) -> tuple[tuple[str, str], ...]:
     aliases_of = model.alias_domains(spec.domains)
     senders: dict[str, list[str]] = defaultdict(list)
     for domain in spec.domains:
+        names = domain.names
         for mailbox in domain.mailboxes:
-            login = str(domain.address(mailbox.local))
-            for name in domain.names:
+            login = f"{mailbox.local}@{domain.name}"
+            for name in names:
                 senders[f"{mailbox.local}@{name}"].append(login)
             for ref in mailbox.aliases:
                 target = model.canonical(ref.address, aliases_of)
-                for name in (domain.names if target.domain == domain.name else (target.domain,)):
+                for name in (names if target.domain == domain.name else (target.domain,)):
                     senders[f"{target.local}@{name}"].append(login)
             for ref in mailbox.send_as:
                 senders[str(model.canonical(ref.address, aliases_of))].append(login)
-    return tuple(sorted((k, _joined(v)) for k, v in senders.items()))
+    return tuple(sorted((k, v[0] if len(v) == 1 else _joined(v)) for k, v in senders.items()))
 
 
 def build(spec: model.Spec) -> PostfixTables:
@@ -101,7 +103,7 @@ def build(spec: model.Spec) -> PostfixTables:
         catch_all = domain.catch_all is not None
         for mailbox in domain.mailboxes:
             own = domain.address(mailbox.local)
-            login = str(own)
+            login = f"{mailbox.local}@{domain.name}"
             for ref in mailbox.aliases:
                 aliases[str(canonical(ref.address))] = login
             if mailbox.send_only:
@@ -130,8 +132,9 @@ def build(spec: model.Spec) -> PostfixTables:
             aliases[f"@{domain.name}"] = str(canonical(domain.catch_all.address))
 
     # Domain aliases: every name of the domain answers under each alias name too.
+    aliased = {d.name for d in domains if d.also}
     keys_by_domain: dict[str, list[str]] = defaultdict(list)
-    for key in list(aliases) + [login for login, _ in mailboxes]:
+    for key in list(aliases) + [login for login, _ in mailboxes] if aliased else ():
         keys_by_domain[key.partition("@")[2]].append(key)
     for domain in domains:
         for also in domain.also:

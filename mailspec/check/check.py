@@ -171,7 +171,7 @@ class Checker:
                 self.warn_unreachable(mailing_list.span, "list", domain.address(mailing_list.local), rejected)
 
     def warn_unreachable(self, span: Span, what: str, address: Address, rejected: set[str]) -> None:
-        if access_listed(rejected, str(address), self.spec.server.recipient_delimiter):
+        if rejected and access_listed(rejected, str(address), self.spec.server.recipient_delimiter):
             self.out.append(errors.unreachable(span, what, address))
 
     def check_list(self, domain: model.Domain, mailing_list: model.MailingList) -> None:
@@ -214,6 +214,8 @@ class Checker:
                 graph[domain.address(mailing_list.local)] = [
                     (self.canonical(r.address), mailing_list.span) for r in mailing_list.members]
             for mailbox in domain.mailboxes:
+                if not mailbox.forwards:
+                    continue
                 own = domain.address(mailbox.local)
                 targets = [(self.canonical(r.address), mailbox.span) for r in mailbox.forwards
                            if self.canonical(r.address) != own]
@@ -288,7 +290,8 @@ class Checker:
                 runs_locally = not mailbox.forwards or mailbox.keep_copy
                 if not runs_locally and (mailbox.sieve or mailbox.auto_reply):
                     self.out.append(errors.sieve_never_runs(mailbox.span, address))
-                self.out.extend(check_sieve(mailbox, self.redirect_problem))
+                if mailbox.sieve or mailbox.auto_reply is not None:
+                    self.out.extend(check_sieve(mailbox, self.redirect_problem))
                 reply = mailbox.auto_reply
                 if reply is not None and reply.until is not None and reply.until < datetime.date.today():
                     self.out.append(errors.auto_reply_over(reply.span, address, reply.until))
