@@ -21,8 +21,9 @@ class RealPaths:
 
 
 def inside(path: str, directory: str) -> bool:
-    """Whether real path `path` is `directory` or lies under it."""
-    return os.path.commonpath([path, directory]) == directory
+    """Whether real path `path` is `directory` or lies under it (both are real paths,
+    normalised: a prefix of whole components says it, as commonpath would, faster)."""
+    return path == directory or path.startswith(directory.rstrip(os.sep) + os.sep)
 
 
 def write_with_mode(path: str, data: bytes, mode: int) -> None:

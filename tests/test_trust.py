@@ -11,6 +11,8 @@ import sys
 
 import pytest
 from conftest import need_root
+from hypothesis import given
+from hypothesis import strategies as st
 from test_cli import mailspec
 
 SERVER = "server { hostname mail.example.com }\n"
@@ -439,3 +441,15 @@ def test_syntax_errors_are_capped(tmp_path):
     result = check_text(tmp_path, SERVER + "domain a.example {\n" + lines + "}\n")
     assert len(result.diagnostics) == 20 and all(d.code == "E0101" for d in result.diagnostics)
     assert "stopped after 20 syntax errors" in result.diagnostics[-1].notes[-1]
+
+
+_COMPONENTS = st.lists(st.sampled_from(["a", "ab", "b", "a.b", "..a", "b c"]), max_size=4)
+
+
+@given(_COMPONENTS, _COMPONENTS)
+def test_inside_agrees_with_commonpath_on_real_paths(path, directory):
+    """`inside` is a prefix test for speed: it must say what commonpath says."""
+    from mailspec.paths import inside
+
+    path, directory = "/" + "/".join(path), "/" + "/".join(directory)
+    assert inside(path, directory) == (os.path.commonpath([path, directory]) == directory)
