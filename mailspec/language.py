@@ -105,6 +105,10 @@ class Block:
         return {k.name: k for k in self.keywords}
 
     @functools.cached_property
+    def repeating(self) -> tuple[Keyword, ...]:
+        return tuple(k for k in self.keywords if k.repeats)
+
+    @functools.cached_property
     def spanned(self) -> bool:
         """Whether its model records where it was declared."""
         return self.model is not None and "span" in attrs.fields_dict(self.model)

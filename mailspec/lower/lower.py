@@ -173,8 +173,8 @@ class Lowerer:
                 got.setdefault(keyword.field, []).extend(value)
             else:
                 got.setdefault(keyword.field, []).append(value)
-        for keyword in block.keywords:
-            if keyword.repeats and keyword.field in got:
+        for keyword in block.repeating:
+            if keyword.field in got:
                 got[keyword.field] = tuple(sorted(got[keyword.field], key=keyword.order))
         if "sieve" in got:
             got["sieve"] = tuple(got["sieve"])
