@@ -40,18 +40,18 @@ class Backend:
 
 
 REGISTRY = (
-    Backend("postfix", "postfix_dir", ("postfix",), 42,
+    Backend("postfix", "postfix_dir", ("postfix",), 45,
             lookup_packages=(("files", "postfix-lmdb"), ("mysql", "postfix-mysql")),
             feature_packages=("libsasl2-modules", "ca-certificates")),  # a relay host's login
-    Backend("dovecot", "dovecot_dir", ("dovecot-core", "dovecot-imapd", "dovecot-lmtpd"), 13,
+    Backend("dovecot", "dovecot_dir", ("dovecot-core", "dovecot-imapd", "dovecot-lmtpd"), 30,
             lookup_packages=(("mysql", "dovecot-mysql"),), feature_packages=("dovecot-pop3d",)),  # with `pop3`
-    Backend("sieve", "sieve_dir", ("dovecot-sieve", "dovecot-managesieved"), 45, divisible=True),
-    Backend("rspamd", "rspamd_dir", ("rspamd",), 2),
+    Backend("sieve", "sieve_dir", ("dovecot-sieve", "dovecot-managesieved"), 3, divisible=True),
+    Backend("rspamd", "rspamd_dir", ("rspamd",), 10),
     Backend("redis", "redis_dir", ("redis-server",), 0),
     Backend("clamav", "clamav_dir", (), 0, feature_packages=("clamav-daemon",)),  # with `antivirus`
     Backend("fail2ban", "fail2ban_dir", (), 0, feature_packages=("fail2ban", "nftables")),  # with `fail2ban`
     Backend("postsrsd", "postsrsd_dir", ("postsrsd",), 0),
-    Backend("nginx", "nginx_dir", ("nginx",), 0),
+    Backend("nginx", "nginx_dir", ("nginx",), 1),
     # The deploy hook and certbot's settings stay in the generation's deploy/.
     Backend("acme", None, (), 0, feature_packages=("certbot",)),
     # Only the mysql backend has tables to write; the bench shape uses files.
@@ -61,6 +61,21 @@ REGISTRY = (
 )
 
 BY_NAME = {backend.name: backend for backend in REGISTRY}
+
+
+def per_spec(function):
+    """`function(spec)` computed once for the last spec asked about, by identity: a
+    table that several backends ask for (a spec is immutable, and comparing one by
+    value would cost more than the table)."""
+    last: list = []  # [spec, its value]
+
+    @functools.wraps(function)
+    def memoised(spec):
+        if not last or last[0] is not spec:
+            last[:] = [spec, function(spec)]
+        return last[1]
+
+    return memoised
 
 
 @functools.cache

@@ -15,7 +15,7 @@ PRIVATE_FILES = frozenset(path for backend in BACKENDS for path in backend.PRIVA
 # Programs a daemon runs (shell scripts): executable.
 PROGRAM_FILES = frozenset(path for backend in BACKENDS for path in getattr(backend, "PROGRAM_FILES", ()))
 # The check, which the parent runs while the forked writer works, in Backend.weight units.
-CHECK_WEIGHT = 44
+CHECK_WEIGHT = 30
 
 Share = list[tuple[Backend, Fraction]]  # each backend, and the fraction of its files
 
