@@ -81,7 +81,8 @@ def load_and_lower(roots: list[str], import_roots: tuple[str, ...] = ()) -> Resu
             if loaded.diagnostics:
                 return Result(None, tuple(loaded.diagnostics), loaded.sources)
             first_file = next(iter(loaded.sources), roots[0])
-            spec = lowerer.assemble(loaded.units, first_file, os.path.basename(roots[0]))
+            spec = lowerer.assemble(loaded.units, first_file, os.path.basename(roots[0]),
+                                    {name: source.text for name, source in loaded.sources.items()})
             if lowerer.delimiter == delimiter:
                 if delimiter != first:
                     cache.put(hint, delimiter.encode())

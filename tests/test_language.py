@@ -128,3 +128,45 @@ def test_the_walk_parses_the_examples_as_one_statement_each():
     for _block, keyword in KEYWORDS:
         nodes = parse("example", keyword.example)
         assert len(nodes) == 1 and nodes[0].key == keyword.name, keyword.example
+
+
+RUN_ON = """server {
+  hostname mail.example.com
+  message_size_limt 30 MiB
+}
+domain example.com {
+  mailbox bob {
+    password "%s"
+    quota 1 GiB
+    quote 2 GiB
+  }
+}
+"""
+
+
+def test_a_misspelt_keyword_on_its_own_line_is_named_not_the_value_above_it(tmp_path):
+    """A line break ends a statement only before a keyword, so a misspelt one on the next
+    line is read as more of the value above it. The error names the misspelt word."""
+    spec_file = tmp_path / "spec.mailspec"
+    spec_file.write_text(RUN_ON % language._EXAMPLE_HASH)
+    text = spec_file.read_text()
+    found = sorted(check([str(spec_file)]).diagnostics, key=lambda d: d.primary_span.start)
+    assert [d.code for d in found] == ["E0301", "E0301"], found
+    server, mailbox = found
+    assert server.message == "`message_size_limt` is not allowed in the server block"
+    assert server.help == "did you mean `message_size_limit`?"
+    assert text[server.primary_span.start:server.primary_span.end] == "message_size_limt"
+    assert any("`hostname`" in note and "line 2" in note for note in server.notes), server.notes
+    assert mailbox.message == "`quote` is not allowed in a mailbox block"
+    assert mailbox.help == "did you mean `quota`?"
+    assert any("`quota`" in note and "line 8" in note for note in mailbox.notes), mailbox.notes
+
+
+def test_a_value_that_goes_on_over_a_line_break_is_still_read_when_it_is_valid(tmp_path):
+    spec_file = tmp_path / "spec.mailspec"
+    spec_file.write_text(RUN_ON.replace("  message_size_limt 30 MiB\n", "").replace("    quote 2 GiB\n", "")
+                         .replace("quota 1 GiB", "quota 1\n      GiB") % language._EXAMPLE_HASH)
+    result = check([str(spec_file)])
+    assert result.ok, result.diagnostics
+    [domain] = result.spec.domains
+    assert domain.mailboxes[0].quota == 1024**3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import attrs
+
 from mailspec.diagnostics import Diagnostic, did_you_mean
 from mailspec.source import Span
 
@@ -46,6 +48,13 @@ def unknown_keyword(span: Span, key: str, block: str, allowed: list[str], homes:
     hint = did_you_mean(key, allowed) if not homes else None
     return Diagnostic.error("E0301", f"`{key}` is not allowed in {block}", span, "not allowed here",
                             notes=notes, help=hint or f"allowed here: {', '.join(sorted(allowed))}")
+
+
+def run_on_statement(span: Span, word: str, block: str, allowed: list[str], key: str, line: int) -> Diagnostic:
+    """A misspelt keyword at the start of a line, read as more of the value above it."""
+    found = unknown_keyword(span, word, block, allowed, ())
+    return attrs.evolve(found, notes=(f"with no keyword, this line was read as more of `{key}`'s value on "
+                                      f"line {line}: a line break ends a statement only before a keyword",))
 
 
 def set_twice(span: Span, key: str, first: Span) -> Diagnostic:

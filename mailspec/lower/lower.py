@@ -9,7 +9,9 @@ The methods below are the keywords whose schema says `Custom`.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
+import re
 from collections.abc import Callable
 
 import attrs
@@ -23,12 +25,13 @@ from mailspec.lower.parsers import FAILED, backend_kind, file_path
 from mailspec.lower.parsers import public_address as parse_public_address
 from mailspec.lower.sieve import SieveLowerer
 from mailspec.source import Span
-from mailspec.syntax import Entry, SieveNode, Value
+from mailspec.syntax import Entry, SieveNode, Text, Value
 
 WIDEST_IPV4, WIDEST_IPV6 = 8, 32  # trusted networks wider than these need `unsafe`
 DEFAULT_DELIMITER = attrs.fields(model.Server).recipient_delimiter.default
 
 Handler = Callable[[Entry, "str | None"], object]
+_KEYWORD_LIKE = re.compile(r"[a-z_][a-z0-9_]*")
 _FLAG, _REFS = Flag(), Refs()
 
 
@@ -36,6 +39,7 @@ class Lowerer:
     def __init__(self, trees: tuple[str, ...]):
         self.diagnostics: list[Diagnostic] = []
         self.trees = trees  # where password files may be read from (loader.allowed_roots)
+        self.texts: dict[str, str] = {}  # the text of the file being lowered, by name (for run_on)
         self.delimiter = DEFAULT_DELIMITER
         self.read_other_files = False  # a password file: the file's unit is not cached
         self.sieve = SieveLowerer(self)
@@ -164,7 +168,13 @@ class Lowerer:
             if node.body is not None and keyword.block is None:
                 self.error(errors.unexpected_part(node.span, node.key, "a `{ }` block", f"{node.key} value"))
                 continue
+            before = len(self.diagnostics)
             value = lower(node, domain)
+            if len(self.diagnostics) > before and (run_on := self.run_on(node)) is not None:
+                # The value took in a misspelt statement below it: name that, not the value.
+                self.diagnostics[before:] = [errors.run_on_statement(
+                    run_on.span, run_on.value, block.name, list(handlers), node.key, self.line_of(node.key_span))]
+                continue
             if value is FAILED or value is None:
                 continue
             if not keyword.repeats:
@@ -179,6 +189,22 @@ class Lowerer:
         if "sieve" in got:
             got["sieve"] = tuple(got["sieve"])
         return got if self.has_required(entry, block, got, label or block.name) else None
+
+    def run_on(self, entry: Entry) -> Text | None:
+        """The first word of a later line inside one of `entry`'s values, when it looks
+        like a keyword: a statement ends at a line break only before a keyword, so a
+        misspelt one is read as more of the value above it."""
+        text = self.texts.get(entry.span.file)
+        if text is None or entry.body is not None:
+            return None
+        for value in (*entry.values, *(entry.targets or ())):
+            for previous, word in itertools.pairwise(value.words):
+                if "\n" in text[previous.span.end:word.span.start]:
+                    return word if not word.quoted and _KEYWORD_LIKE.fullmatch(word.value) else None
+        return None
+
+    def line_of(self, span: Span) -> int:
+        return self.texts[span.file].count("\n", 0, span.start) + 1
 
     def has_required(self, entry: Entry, block: Block, got: dict, label: str) -> bool:
         # An empty list of members is as missing as none.
@@ -208,10 +234,10 @@ class Lowerer:
 
     # ---------------------------------------------------------------- spec
 
-    def lower_file(self, nodes: tuple) -> dict:
+    def lower_file(self, nodes: tuple, file: str, text: str) -> dict:
         """One file's statements: its domains lowered, its imports and server blocks kept
         for the loader and `assemble` (the fields of a lower.units.Unit)."""
-        self.diagnostics, self.read_other_files = [], False
+        self.diagnostics, self.read_other_files, self.texts = [], False, {file: text}
         found = {"imports": [], "servers": [], "top": [], "domains": []}
         for node in nodes:
             if isinstance(node, SieveNode):
@@ -229,11 +255,12 @@ class Lowerer:
         found = {field: tuple(items) for field, items in found.items()}
         return dict(found, diagnostics=tuple(self.diagnostics), read_other_files=self.read_other_files)
 
-    def assemble(self, units: list, first_file: str, name: str) -> model.Spec | None:
+    def assemble(self, units: list, first_file: str, name: str, texts: dict[str, str]) -> model.Spec | None:
         """The spec from every file's unit, in load order; the first server block is
         lowered here, and its delimiter must be the one the units were lowered with
-        (pipeline.load_and_lower checks it)."""
+        (pipeline.load_and_lower checks it). `texts`: every file's text, by name."""
         self.diagnostics = [d for unit in units for d in unit.top]
+        self.texts = texts
         self.delimiter = DEFAULT_DELIMITER  # unless the server block lowers and sets another
         servers = [node for unit in units for node in unit.servers]
         for extra in servers[1:]:

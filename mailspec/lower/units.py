@@ -49,7 +49,7 @@ def make(lowerer, display: str, text: str) -> Unit:
         nodes = parse(display, text)
     except SpecError as error:
         return Unit(tuple(error.diagnostics), plausible(text))
-    return Unit(None, True, **lowerer.lower_file(nodes))
+    return Unit(None, True, **lowerer.lower_file(nodes, display, text))
 
 
 class Units:
