@@ -72,6 +72,11 @@ class Layout:
     redis_db = property(lambda self: self.path("/var/lib/redis/mailspec"))
     redis_log = property(lambda self: self.path("/var/log/redis/redis-mailspec.log"))
     redis_pid = property(lambda self: self.path("/run/redis-mailspec/redis-server.pid"))
+    # Its password, made on the host by the switch and never in a deploy or a generation:
+    # the files Redis (`requirepass …`) and rspamd (`password = …;`) read it from, each in
+    # a directory only that daemon's user can enter.
+    redis_password = property(lambda self: self.path("/etc/redis/mailspec-password.conf"))
+    rspamd_redis_password = property(lambda self: self.path("/var/lib/rspamd/mailspec-redis-password.inc"))
     # mailspec's clamd (`mailspec-clamd`): the signatures where freshclam keeps them.
     clamav_dir = property(lambda self: self.path("/etc/clamav/mailspec"))
     clamav_db = property(lambda self: self.path("/var/lib/clamav"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import os
 import shutil
 import smtplib
 import ssl
@@ -72,6 +73,16 @@ domain example.com {{
 """
 MYSQL = ('backend mysql {{ socket "{socket}"; database {database}; user ' + DB_USER +
          '; password_file "/etc/mailspec/mysql.cnf" }}')
+
+
+def redis_cli(site, *args: str, log_in: bool = True) -> subprocess.CompletedProcess:
+    """redis-cli against mailspec's Redis, logged in with the password the switch made
+    (or not)."""
+    environment = {key: value for key, value in os.environ.items() if key != "REDISCLI_AUTH"}
+    if log_in:
+        environment["REDISCLI_AUTH"] = Path(site.layout.redis_password).read_text().split()[1]
+    return subprocess.run(["redis-cli", "-p", str(site.ports.redis), *args], capture_output=True, text=True,
+                          env=environment)
 
 
 def hashed(password: str) -> str:

@@ -7,15 +7,18 @@ the trusted network."""
 
 from __future__ import annotations
 
+import grp
 import json
+import os
 import smtplib
-import subprocess
+import stat
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import need_tool
-from hosttier import hashed, message, serve
+from hosttier import hashed, message, redis_cli, serve
 
 DELAY = 8  # seconds: the spec's greylist_delay
 PER_HOUR = 3
@@ -76,14 +79,23 @@ def send_from_outside(site, outside, recipient: str, subject: str, user: str = "
     return code, reply
 
 
-def test_redis_is_mailspecs_own_and_rspamd_uses_it(site):
-    """The instance runs on the layout's port and holds rspamd's keys once mail went by."""
+def test_redis_is_mailspecs_own_and_asks_for_its_password(site):
+    """The instance runs on the layout's port, and answers only a client that logs in
+    with the password the switch made (rspamd does: greylisting below works through it).
+    The password is in a file that only Redis's group can read, and not in the deploy."""
     need_tool("redis-cli")
-    ping = subprocess.run(["redis-cli", "-p", str(site.ports.redis), "ping"], capture_output=True, text=True)
+    refused = redis_cli(site, "ping", log_in=False)
+    assert "NOAUTH" in refused.stdout + refused.stderr, refused.stdout + refused.stderr
+    ping = redis_cli(site, "ping")
     assert ping.stdout.strip() == "PONG", ping.stdout + ping.stderr
-    config = subprocess.run(["redis-cli", "-p", str(site.ports.redis), "config", "get", "dir"],
-                            capture_output=True, text=True).stdout.split()
-    assert config[1] == site.layout.redis_db
+    assert redis_cli(site, "config", "get", "dir").stdout.split()[1] == site.layout.redis_db
+    for path, group in ((site.layout.redis_password, "redis"), (site.layout.rspamd_redis_password, "_rspamd")):
+        found = os.stat(path)
+        assert stat.S_IMODE(found.st_mode) == 0o640 and grp.getgrgid(found.st_gid).gr_name == group, path
+    password = Path(site.layout.redis_password).read_text().split()[1]
+    assert password in Path(site.layout.rspamd_redis_password).read_text()
+    deploy = [path for path in Path(site.layout.state_dir).rglob("*") if path.is_file()]
+    assert deploy and not [path for path in deploy if password.encode() in path.read_bytes()]
 
 
 def test_a_new_outside_sender_is_greylisted_until_the_delay_has_passed(site, outside_client):

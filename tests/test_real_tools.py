@@ -26,6 +26,7 @@ from mailspec.backends.sieve import spam_script
 from mailspec.emit import emit_all
 from mailspec.layout import Layout
 from mailspec.semantics import resolve
+from mailspec.switch.activate import redis_password
 
 MAPS = ("virtual_domains", "virtual_alias_domains", "virtual_mailboxes", "virtual_aliases",
         "sender_login", "recipient_access", "sender_access", "list_access", "own_domains")
@@ -79,9 +80,16 @@ def test_doveconf_accepts(deploy):
     assert "Warning" not in run.stderr, run.stderr
 
 
-def test_rspamadm_configtest_accepts(deploy):
+@pytest.mark.parametrize("name", VALID)
+def test_rspamadm_configtest_accepts(name, tmp_path):
     """rspamadm loads the distribution's configuration with the deploy's over it, and runs
-    its Lua (rspamd.local.lua) and reads its maps."""
+    its Lua (rspamd.local.lua) and reads its maps, and the Redis password file the switch
+    makes (under a prefix here, as the deploy names it)."""
+    need_root()
+    layout = Layout(str(tmp_path / "root"))
+    deploy = tmp_path / "deploy"
+    write_tree(emit_all(checked(valid_spec(name)).spec, layout), deploy)
+    redis_password(layout)
     run = subprocess.run([need_tool("rspamadm"), f"--var=LOCAL_CONFDIR={deploy / 'rspamd'}", "configtest"],
                          capture_output=True, text=True)
     assert run.returncode == 0 and "syntax OK" in run.stdout, run.stdout + run.stderr

@@ -24,6 +24,8 @@ from rspamd_server import Rspamd
 
 from mailspec.dns.zone import split_zones, standalone
 from mailspec.hostrun import free_ports
+from mailspec.layout import Layout
+from mailspec.switch.activate import redis_password
 
 HASH = "{BLF-CRYPT}$2b$12$kzG3XsKKk69ThdbfVMwX1eMWZHKJwDAyAU8QZJ9F/TLmMkWvtFQ1."
 SPEC = f"""
@@ -97,6 +99,7 @@ def site():
     shutil.chown(keys / "dkim", "_rspamd")
     for key in (keys / "dkim").iterdir():
         shutil.chown(key, "_rspamd")
+    redis_password(Layout(prefix=str(prefix)))  # as the switch makes it: the deploy names the file rspamd reads
     rspamd = Rspamd(work / "rspamd", work / "deploy" / "rspamd", controller, nsd.address, rules=SCORE_RULE)
     yield rspamd, nsd, work
     rspamd.stop()

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hosttier import hashed, message, serve
+from hosttier import hashed, message, redis_cli, serve
 from test_rspamd import GTUBE, SCORE_RULE
 
 SPEC = """
@@ -112,8 +112,7 @@ def learned(site) -> dict[str, int]:
     them in Redis (`rspamc stat` shows the same counts, refreshed only every minute)."""
     counts = {}
     for kind in ("spam", "ham"):
-        shown = subprocess.run(["redis-cli", "-p", str(site.ports.redis), "hget", "RS", f"learns_{kind}"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        shown = redis_cli(site, "hget", "RS", f"learns_{kind}").stdout.strip()
         counts[kind] = int(shown or 0)
     return counts
 

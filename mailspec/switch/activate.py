@@ -10,6 +10,8 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -42,6 +44,7 @@ ExecStart=/usr/sbin/postsrsd -e
 # mailspec's Redis: an instance of Debian's template with the generation's settings.
 # A generation without them (generation 0) does not start it, at boot either.
 REDIS_UNIT = "redis-server@mailspec"
+REDIS_PASSWORD = re.compile(r"requirepass ([0-9a-f]{64})\n")  # as _redis_password writes it
 REDIS_DROP_IN = f"/etc/systemd/system/{REDIS_UNIT}.service.d/mailspec.conf"
 REDIS_SERVICE = """# Written by mailspec switch: Redis reads the current generation's settings.
 [Unit]
@@ -462,6 +465,7 @@ def prepare(store: Store, request: Request, echo: Echo) -> None:
     _accounts_and_directories(request)
     _keys_for_rspamd(request)
     _postsrsd(request)
+    redis_password(request.layout)
     _own_units(request, absent)
     _relay_passwords(request)
 
@@ -478,6 +482,21 @@ def _postsrsd(request: Request) -> None:
     if not layout.prefix and _replace_if_changed(
             POSTSRSD_DROP_IN, POSTSRSD_SERVICE.format(env=f"{layout.postsrsd_dir}/postsrsd.env").encode(), 0o644):
         build.run("systemctl", "daemon-reload", what="reloading systemd's units")
+
+
+def redis_password(layout: Layout) -> None:
+    """mailspec's Redis asks for a password (on loopback, any local user could reach it
+    and poison bayes, the greylist or the rate buckets). It is made once on this host and
+    kept: only Redis and rspamd need it, each in a file only it (and root) can read."""
+    try:
+        with open(layout.redis_password) as handle:
+            password = REDIS_PASSWORD.fullmatch(handle.read()).group(1)
+    except (OSError, AttributeError):  # none yet, or not one this function wrote
+        password = secrets.token_hex(32)
+    for path, text, group in ((layout.redis_password, f"requirepass {password}\n", REDIS_USER),
+                              (layout.rspamd_redis_password, f'password = "{password}";\n', RSPAMD_USER)):
+        _replace_if_changed(path, text.encode(), 0o640)
+        shutil.chown(path, "root", group)
 
 
 def _own_units(request: Request, absent: list[str]) -> None:
