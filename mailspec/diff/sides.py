@@ -50,8 +50,9 @@ class Loaded:
         if not temporary:
             return self.result.diagnostics, self.result.sources
 
-        def text(found: str | None) -> str | None:
-            return found.replace(temporary, shown) if found else found
+        def text(found: str | None) -> str | None:  # the tree itself too (`import` names the allowed trees)
+            return found.replace(temporary, shown).replace(temporary.rstrip(os.sep), shown.rstrip("/")) \
+                if found else found
 
         diagnostics = tuple(attrs.evolve(
             d, message=text(d.message), notes=tuple(text(n) for n in d.notes), help=text(d.help),
