@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 
 import attrs
+import idna
 
 from mailspec import model
 from mailspec.backends import lookup_table, render
@@ -20,6 +21,20 @@ from mailspec.layout import Layout
 LOOPBACK = ("127.0.0.0/8", "::1")
 SENDERS_MAP = "mailspec/senders.map"  # under rspamd's LOCAL_CONFDIR
 GREYLIST_MAP = "mailspec/greylist.map"
+
+
+def header_senders(spec: model.Spec) -> list[tuple[str, str]]:
+    """The sender-login rows for the From header: Postfix's, and each one in an IDN domain
+    again with its U-label, as RFC 6532 lets a header name it (the envelope has A-labels)."""
+    rows = dict(postfix_tables.sender_logins(spec))
+    for address, logins in list(rows.items()):
+        local, _, domain = address.rpartition("@")
+        if "xn--" in domain:
+            try:
+                rows.setdefault(f"{local}@{idna.decode(domain)}", logins)
+            except (idna.IDNAError, UnicodeError):
+                continue  # not a name a header could spell otherwise
+    return sorted(rows.items())
 
 
 @attrs.frozen
@@ -84,7 +99,7 @@ def emit(spec: model.Spec, layout: Layout) -> dict[str, str]:
         "rspamd/rspamd.local.lua": render(__name__, "rspamd.local.lua.j2", map=SENDERS_MAP,
                                           greylist_map=GREYLIST_MAP, trusted=ucl_list(trusted(spec), "{}"),
                                           delimiter=spec.server.recipient_delimiter),
-        f"rspamd/{SENDERS_MAP}": lookup_table(postfix_tables.sender_logins(spec)),
+        f"rspamd/{SENDERS_MAP}": lookup_table(header_senders(spec)),
         f"rspamd/{GREYLIST_MAP}": "".join(f"{name}\n" for name in greylisted(spec)),
         "rspamd/local.d/redis.conf": render(__name__, "redis.conf.j2", port=ports.redis,
                                             password=layout.rspamd_redis_password),
