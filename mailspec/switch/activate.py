@@ -44,7 +44,7 @@ ExecStart=/usr/sbin/postsrsd -e
 # mailspec's Redis: an instance of Debian's template with the generation's settings.
 # A generation without them (generation 0) does not start it, at boot either.
 REDIS_UNIT = "redis-server@mailspec"
-REDIS_PASSWORD = re.compile(r"requirepass ([0-9a-f]{64})\n")  # as _redis_password writes it
+REDIS_PASSWORD = re.compile(r"requirepass ([0-9a-f]{64})\n")  # as redis_password writes it
 REDIS_DROP_IN = f"/etc/systemd/system/{REDIS_UNIT}.service.d/mailspec.conf"
 REDIS_SERVICE = """# Written by mailspec switch: Redis reads the current generation's settings.
 [Unit]
