@@ -24,6 +24,7 @@ from mailspec.certs import make_certificates
 from mailspec.hostrun import HostServer, free_layout, outside_namespace
 from mailspec.layout import Layout, Ports
 from mailspec.pipeline import check, check_and_write, load_and_lower
+from mailspec.switch.activate import stored_redis_password
 
 PASSWORDS = {"alice": "alice-Secret-1", "bob": "bob-Secret-2", "carol": "carol-Secret-3",
              "dave": "dave-Secret-4", "noreply": "noreply-Secret-5", "tiny": "tiny-Secret-6"}
@@ -80,7 +81,7 @@ def redis_cli(site, *args: str, log_in: bool = True) -> subprocess.CompletedProc
     (or not)."""
     environment = {key: value for key, value in os.environ.items() if key != "REDISCLI_AUTH"}
     if log_in:
-        environment["REDISCLI_AUTH"] = Path(site.layout.redis_password).read_text().split()[1]
+        environment["REDISCLI_AUTH"] = stored_redis_password(site.layout)
     return subprocess.run(["redis-cli", "-p", str(site.ports.redis), *args], capture_output=True, text=True,
                           env=environment)
 

@@ -112,8 +112,9 @@ def learned(site) -> dict[str, int]:
     them in Redis (`rspamc stat` shows the same counts, refreshed only every minute)."""
     counts = {}
     for kind in ("spam", "ham"):
-        shown = redis_cli(site, "hget", "RS", f"learns_{kind}").stdout.strip()
-        counts[kind] = int(shown or 0)
+        shown = redis_cli(site, "hget", "RS", f"learns_{kind}")
+        assert shown.returncode == 0, shown.stderr
+        counts[kind] = int(shown.stdout.strip() or 0)
     return counts
 
 

@@ -484,15 +484,22 @@ def _postsrsd(request: Request) -> None:
         build.run("systemctl", "daemon-reload", what="reloading systemd's units")
 
 
+def stored_redis_password(layout: Layout) -> str | None:
+    """The password `redis_password` made on this host; None if there is none (or the
+    file is not one it wrote)."""
+    try:
+        with open(layout.redis_password) as handle:
+            found = REDIS_PASSWORD.fullmatch(handle.read())
+    except OSError:
+        return None
+    return found.group(1) if found else None
+
+
 def redis_password(layout: Layout) -> None:
     """mailspec's Redis asks for a password (on loopback, any local user could reach it
     and poison bayes, the greylist or the rate buckets). It is made once on this host and
     kept: only Redis and rspamd need it, each in a file only it (and root) can read."""
-    try:
-        with open(layout.redis_password) as handle:
-            password = REDIS_PASSWORD.fullmatch(handle.read()).group(1)
-    except (OSError, AttributeError):  # none yet, or not one this function wrote
-        password = secrets.token_hex(32)
+    password = stored_redis_password(layout) or secrets.token_hex(32)
     for path, text, group in ((layout.redis_password, f"requirepass {password}\n", REDIS_USER),
                               (layout.rspamd_redis_password, f'password = "{password}";\n', RSPAMD_USER)):
         _replace_if_changed(path, text.encode(), 0o640)
